@@ -1,0 +1,395 @@
+//! One TCP connection to one peer: dialing, the hello exchange, the reading thread,
+//! heartbeats, and how a connection ends, cleanly or not.
+//!
+//! ## Two handles on one socket
+//!
+//! A TCP socket can be read and written at the same time from different threads.
+//! `TcpStream::try_clone` gives a second handle to the *same* socket (a `dup` of the
+//! file descriptor): the connection's own thread keeps one for reading, in a
+//! [`FrameReader`], and the rest of the program writes through a [`Link`], which holds
+//! the other behind a mutex so that two threads never interleave the bytes of two frames.
+//!
+//! ## Timeouts instead of extra threads
+//!
+//! * `set_read_timeout` (the socket option `SO_RCVTIMEO`) makes a blocking `read` give
+//!   up when our next heartbeat is due, every [`HEARTBEAT_INTERVAL`]. The reading thread
+//!   uses each wake-up to send that heartbeat and to check how long the peer has been
+//!   silent: a peer silent for [`PEER_TIMEOUT`] is gone. TCP alone would take many
+//!   minutes to notice a pulled cable: it only gives up on data it keeps resending.
+//! * `set_write_timeout` (`SO_SNDTIMEO`) bounds a write. A write blocks only when the
+//!   peer has stopped reading long enough to fill its receive window and our send
+//!   buffer; after [`WRITE_TIMEOUT`] such a peer is dropped instead of stalling the chat.
+//! * `set_nodelay` turns off Nagle's algorithm, which would hold back a small frame
+//!   while an earlier one is unacknowledged: chat lines are small and should go now.
+//!
+//! ## Ending
+//!
+//! `shutdown(Write)` sends a FIN after everything already written: the peer reads all
+//! our frames, then end-of-stream. That is how a member leaves without losing its last
+//! words. `shutdown(Both)` also wakes our own thread blocked in `read`, which is how a
+//! connection is closed from outside its thread.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::node::Shared;
+use crate::peers::{Admission, Direction, PeerIdentity};
+use crate::protocol::{DecodeError, Frame, PROTOCOL_VERSION, decode_frame};
+use crate::tuning::{
+    CONNECT_TIMEOUT, CONNECTION_THREAD_STACK_BYTES, HANDSHAKE_TIMEOUT, HEARTBEAT_INTERVAL,
+    PEER_TIMEOUT, WRITE_TIMEOUT,
+};
+use crate::warn;
+
+/// The writing side of a connection, shared by every thread that sends to this peer.
+pub struct Link {
+    id: u64,
+    direction: Direction,
+    /// Writes go through the mutex, one whole frame at a time.
+    writer: Mutex<TcpStream>,
+    /// A handle used only to shut the socket down. It is outside the mutex so that a
+    /// close never waits behind a write that is blocked on a frozen peer.
+    control: TcpStream,
+}
+
+impl Link {
+    fn new(direction: Direction, stream: TcpStream) -> io::Result<Link> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Ok(Link {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            direction,
+            control: stream.try_clone()?,
+            writer: Mutex::new(stream),
+        })
+    }
+
+    /// Unique among this process's connections; tells a replaced connection from
+    /// its replacement.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// Writes one frame. On error (the peer is gone, or did not read for
+    /// [`WRITE_TIMEOUT`]) the connection is closed, which ends its reading thread,
+    /// which reports the departure: callers need not do anything else.
+    pub fn send(&self, frame: &Frame) -> io::Result<()> {
+        let bytes = frame.encode();
+        // A panic elsewhere while holding this lock cannot leave a half-written frame
+        // (write_all either finished or the connection is being closed), so a poisoned
+        // lock is safe to keep using.
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = writer.write_all(&bytes);
+        drop(writer);
+        if result.is_err() {
+            self.close();
+        }
+        result
+    }
+
+    /// Sends FIN after everything written so far: the polite end of a connection.
+    pub fn finish(&self) {
+        let _ = self.control.shutdown(Shutdown::Write);
+    }
+
+    /// Ends the connection at once; its reading thread wakes up and exits.
+    pub fn close(&self) {
+        let _ = self.control.shutdown(Shutdown::Both);
+    }
+}
+
+/// The reading side: a socket plus a buffer of bytes received but not yet decoded.
+///
+/// TCP delivers a stream of bytes, not frames, so a `read` can return part of a frame,
+/// or several. Bytes wait in `buffer` until [`decode_frame`] finds a whole frame.
+struct FrameReader {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+/// What one call to [`FrameReader::next`] found.
+enum Received {
+    Frame(Frame),
+    /// The read timeout expired with no whole frame: time to check on the peer.
+    Nothing,
+    /// The peer closed its side between two frames.
+    End,
+}
+
+/// Why a connection ended other than by a clean end of stream.
+#[derive(Debug)]
+enum ConnectionError {
+    Io(io::Error),
+    Decode(DecodeError),
+    /// The peer closed its side in the middle of a frame.
+    CutShort,
+    Silent,
+    Handshake(String),
+}
+
+impl std::fmt::Display for ConnectionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "{e}"),
+            Self::Decode(e) => write!(f, "sent an invalid frame ({e})"),
+            Self::CutShort => f.write_str("closed the connection in the middle of a frame"),
+            Self::Silent => write!(f, "was silent for {} s", PEER_TIMEOUT.as_secs()),
+            Self::Handshake(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<io::Error> for ConnectionError {
+    fn from(e: io::Error) -> Self {
+        ConnectionError::Io(e)
+    }
+}
+
+impl FrameReader {
+    /// Bytes asked for per `read`: a few typical frames, or a quarter of the largest.
+    const READ_CHUNK_BYTES: usize = 4096;
+
+    fn new(stream: TcpStream) -> FrameReader {
+        FrameReader {
+            stream,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Makes the next [`FrameReader::next`] return [`Received::Nothing`] if no whole
+    /// frame arrives within `wait`.
+    fn wait_at_most(&self, wait: Duration) -> io::Result<()> {
+        // A zero timeout means "block forever" to the socket API: never pass one.
+        self.stream
+            .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+    }
+
+    fn next(&mut self) -> Result<Received, ConnectionError> {
+        loop {
+            // A frame may already be waiting from an earlier read.
+            if let Some((frame, used)) =
+                decode_frame(&self.buffer).map_err(ConnectionError::Decode)?
+            {
+                self.buffer.drain(..used);
+                return Ok(Received::Frame(frame));
+            }
+            // decode_frame has checked the length prefix against MAX_FRAME_BYTES, so the
+            // buffer never grows past one frame plus one chunk.
+            let mut chunk = [0u8; Self::READ_CHUNK_BYTES];
+            match self.stream.read(&mut chunk) {
+                Ok(0) if self.buffer.is_empty() => return Ok(Received::End),
+                Ok(0) => return Err(ConnectionError::CutShort),
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+                Err(e) if is_timeout(&e) => return Ok(Received::Nothing),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// A read timeout shows up as `WouldBlock` on Unix and `TimedOut` on Windows.
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Starts the thread for a connection a peer opened to us.
+pub(crate) fn spawn_inbound(shared: Arc<Shared>, stream: TcpStream, peer_addr: Ipv4Addr) {
+    spawn(shared, peer_addr, move |shared| {
+        run(shared, stream, peer_addr, Direction::Inbound)
+    });
+}
+
+/// Starts a thread that dials `peer` (from our own address) and then serves the
+/// connection.
+pub(crate) fn spawn_outbound(shared: Arc<Shared>, peer: SocketAddrV4) {
+    let peer_addr = *peer.ip();
+    spawn(shared, peer_addr, move |shared| {
+        let dialed = dial(shared.host(), peer);
+        shared.peers().stop_dialing(peer_addr);
+        match dialed {
+            Ok(stream) => run(shared, stream, peer_addr, Direction::Outbound),
+            Err(e) => Err(ConnectionError::Handshake(format!(
+                "could not be reached: {e}"
+            ))),
+        }
+    });
+}
+
+/// Runs `body` on a new, small-stack thread named after the peer, counting it against
+/// the connection limit for as long as it runs.
+fn spawn(
+    shared: Arc<Shared>,
+    peer_addr: Ipv4Addr,
+    body: impl FnOnce(&Arc<Shared>) -> Result<(), ConnectionError> + Send + 'static,
+) {
+    let thread_shared = shared.clone();
+    let started = std::thread::Builder::new()
+        .name(format!("peer {peer_addr}"))
+        .stack_size(CONNECTION_THREAD_STACK_BYTES)
+        .spawn(move || {
+            let shared = thread_shared;
+            if let Err(e) = body(&shared) {
+                if !shared.is_leaving() {
+                    warn!("connection with {peer_addr} ended: it {e}");
+                }
+            }
+            shared.connection_thread_ended();
+        });
+    if let Err(e) = started {
+        warn!("cannot start a thread for {peer_addr}: {e}");
+        shared.connection_thread_ended();
+    }
+}
+
+/// Connects to `peer` from a socket bound to our own address.
+///
+/// `std::net::TcpStream::connect` lets the kernel choose the source address. On a
+/// machine with several addresses (127.0.0.1, .2, .3 on one laptop; two network cards)
+/// that may not be ours, and the peer identifies members by the address it sees. So
+/// the socket is built with socket2: bind to `HOST:0` (any free port), then connect.
+fn dial(host: Ipv4Addr, peer: SocketAddrV4) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.bind(&SockAddr::from(SocketAddrV4::new(host, 0)))?;
+    socket.connect_timeout(&SockAddr::from(peer), CONNECT_TIMEOUT)?;
+    Ok(socket.into())
+}
+
+/// The life of one connection after TCP connected: hello, admission, then frames
+/// until the end.
+fn run(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    peer_addr: Ipv4Addr,
+    direction: Direction,
+) -> Result<(), ConnectionError> {
+    stream.set_nodelay(true)?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let mut reader = FrameReader::new(stream.try_clone()?);
+    let link = Arc::new(Link::new(direction, stream)?);
+
+    // The dialer speaks first; the acceptor answers only once it has installed the
+    // connection (see the PeerMap's rule 3 for why the order matters).
+    let my_hello = shared.hello();
+    if direction == Direction::Outbound {
+        link.send(&my_hello)?;
+    }
+    let identity = read_hello(&mut reader, peer_addr)?;
+
+    let keep_reading = match shared.admit(identity.clone(), link.clone()) {
+        Admission::Surplus { close_new: true } => {
+            link.close();
+            return Ok(());
+        }
+        Admission::Surplus { close_new: false } => true,
+        Admission::Joined | Admission::Replaced { .. } | Admission::Restarted { .. } => true,
+    };
+    if direction == Direction::Inbound && keep_reading {
+        link.send(&my_hello)?;
+    }
+
+    let ended = read_frames(shared, &mut reader, &link, &identity);
+    link.close();
+    shared.connection_closed(&identity, &link);
+    ended
+}
+
+/// Waits up to [`HANDSHAKE_TIMEOUT`] for the peer's hello and checks it.
+fn read_hello(reader: &mut FrameReader, addr: Ipv4Addr) -> Result<PeerIdentity, ConnectionError> {
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    loop {
+        reader.wait_at_most(until(deadline))?;
+        match reader.next()? {
+            Received::Frame(Frame::Hello {
+                version,
+                instance,
+                name,
+            }) => {
+                if version != PROTOCOL_VERSION {
+                    return Err(ConnectionError::Handshake(format!(
+                        "speaks protocol version {version}, this p2pchat speaks version \
+                         {PROTOCOL_VERSION}: run the same p2pchat version on every member"
+                    )));
+                }
+                return Ok(PeerIdentity {
+                    addr,
+                    instance,
+                    name,
+                });
+            }
+            Received::Frame(other) => {
+                return Err(ConnectionError::Handshake(format!(
+                    "sent {other:?} before saying hello"
+                )));
+            }
+            Received::End => {
+                return Err(ConnectionError::Handshake(
+                    "closed the connection before saying hello".into(),
+                ));
+            }
+            Received::Nothing if Instant::now() >= deadline => {
+                return Err(ConnectionError::Handshake(format!(
+                    "did not say hello within {} s",
+                    HANDSHAKE_TIMEOUT.as_secs()
+                )));
+            }
+            Received::Nothing => {}
+        }
+    }
+}
+
+/// Reads frames until the peer leaves, goes silent, breaks the protocol, or the
+/// connection is closed from our side. Sends a heartbeat every [`HEARTBEAT_INTERVAL`].
+fn read_frames(
+    shared: &Arc<Shared>,
+    reader: &mut FrameReader,
+    link: &Link,
+    peer: &PeerIdentity,
+) -> Result<(), ConnectionError> {
+    let mut last_heard = Instant::now();
+    let mut next_heartbeat = Instant::now();
+    loop {
+        // Sleep in `read` until a frame arrives or our next heartbeat is due, whichever
+        // comes first: no polling, and heartbeats leave on time even while frames flow.
+        reader.wait_at_most(until(next_heartbeat))?;
+        match reader.next()? {
+            Received::Frame(Frame::Bye) | Received::End => return Ok(()),
+            Received::Frame(frame) => {
+                last_heard = Instant::now();
+                shared.handle_frame(peer, link, frame);
+            }
+            Received::Nothing => {}
+        }
+        if last_heard.elapsed() >= PEER_TIMEOUT {
+            return Err(ConnectionError::Silent);
+        }
+        if Instant::now() >= next_heartbeat {
+            link.send(&Frame::Heartbeat)?;
+            next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
+        }
+    }
+}
+
+/// The peer's IPv4 address, for a connection accepted by the listener.
+pub(crate) fn ipv4_of(addr: SocketAddr) -> Option<Ipv4Addr> {
+    match addr {
+        SocketAddr::V4(v4) => Some(*v4.ip()),
+        SocketAddr::V6(_) => None,
+    }
+}
+
+/// How long to wait, at most, for a moment in the future; zero if it has passed.
+pub(crate) fn until(moment: Instant) -> Duration {
+    moment.saturating_duration_since(Instant::now())
+}

@@ -1,0 +1,240 @@
+//! The PeerMap: who we are connected to, exactly one connection per member.
+//!
+//! Every connection thread, the discovery thread and the user's thread share one
+//! `PeerMap` behind an `Arc<Mutex<_>>`. The lock is held only to look things up or
+//! change them, never while reading from or writing to a socket: a write can block
+//! on a slow peer, and holding the lock then would freeze every other thread.
+//!
+//! ## One connection per pair
+//!
+//! A member connects to everyone whose announcement it hears, so when A and B start at
+//! the same moment, A dials B *and* B dials A: two TCP connections for one pair. Both
+//! members must keep the same one, without talking it over, and without either of them
+//! printing a spurious "joined" or "left". The rule:
+//!
+//! 1. The connection dialed by the member with the **lower address** wins.
+//! 2. A connection is *installed* (becomes the one we send on) when its hello
+//!    exchange completes. The first one installed prints "joined"; a winner that
+//!    arrives later silently takes the loser's place.
+//! 3. Only the lower-addressed member closes a losing connection. The higher one keeps
+//!    reading from it until it is closed, so nothing in flight on it is lost.
+//!
+//! Rule 3 is what keeps "left" lines away: the lower member closes the loser only once
+//! it has the winner installed, and the higher member installs the winner before it
+//! answers the hello that lets the lower one install it. So when the loser's close
+//! arrives at the higher member, the loser is no longer its current connection, and
+//! its end is not a departure.
+//!
+//! A member that restarts comes back at the same address with a new `instance`
+//! (chosen at random at start-up): its old connection is dead even if TCP has not
+//! noticed yet, so the new one replaces it, and the old member is shown to leave.
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crate::connection::Link;
+use crate::node::Member;
+
+/// Which end dialed a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// We connected to them (after hearing their announcement).
+    Outbound,
+    /// They connected to us.
+    Inbound,
+}
+
+/// What a member said in its hello.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerIdentity {
+    pub addr: Ipv4Addr,
+    pub instance: u64,
+    pub name: String,
+}
+
+impl PeerIdentity {
+    pub fn member(&self) -> Member {
+        Member {
+            name: self.name.clone(),
+            addr: self.addr,
+        }
+    }
+}
+
+/// One installed connection.
+#[derive(Clone)]
+pub struct Peer {
+    pub identity: PeerIdentity,
+    pub link: Arc<Link>,
+}
+
+/// What happened when a connection finished its hello.
+pub enum Admission {
+    /// A new member: show "joined".
+    Joined,
+    /// Same member, better connection: it is now the one we use. `close_old` tells
+    /// whether we are the side that closes the old one (rule 3).
+    Replaced { old: Arc<Link>, close_old: bool },
+    /// The address came back as a new instance: the old member left and a new one
+    /// joined. The old connection is dead and must be closed.
+    Restarted { old: Peer },
+    /// Same member, worse connection: keep the installed one. `close_new` tells
+    /// whether we close the new one, or keep reading it until the peer closes it.
+    Surplus { close_new: bool },
+}
+
+/// The decision behind [`PeerMap::admit`], kept pure so it can be tested on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decision {
+    Install,
+    Keep,
+}
+
+/// Whether a second connection to the same instance should replace the installed one.
+fn decide(me: Ipv4Addr, peer: Ipv4Addr, installed: Direction, new: Direction) -> Decision {
+    // A second connection dialed the same way as the installed one means the dialer
+    // gave up on the first (it timed out on its side): the newer one is the live one.
+    if new == installed {
+        return Decision::Install;
+    }
+    let winner = if me < peer {
+        Direction::Outbound
+    } else {
+        Direction::Inbound
+    };
+    if new == winner {
+        Decision::Install
+    } else {
+        Decision::Keep
+    }
+}
+
+/// Everyone we are connected to, keyed by address (one member per address).
+pub struct PeerMap {
+    me: Ipv4Addr,
+    peers: HashMap<Ipv4Addr, Peer>,
+    /// Addresses we are dialing right now, so an announcement heard twice does not
+    /// start two connection attempts.
+    dialing: HashSet<Ipv4Addr>,
+}
+
+impl PeerMap {
+    pub fn new(me: Ipv4Addr) -> PeerMap {
+        PeerMap {
+            me,
+            peers: HashMap::new(),
+            dialing: HashSet::new(),
+        }
+    }
+
+    /// Installs a connection whose hello exchange just completed, or decides not to.
+    pub fn admit(&mut self, identity: PeerIdentity, link: Arc<Link>) -> Admission {
+        let addr = identity.addr;
+        let i_close_losers = self.me < addr;
+        let Some(installed) = self.peers.get(&addr) else {
+            self.peers.insert(addr, Peer { identity, link });
+            return Admission::Joined;
+        };
+        if installed.identity.instance != identity.instance {
+            let old = self.peers.insert(addr, Peer { identity, link });
+            return match old {
+                Some(old) => Admission::Restarted { old },
+                None => Admission::Joined,
+            };
+        }
+        match decide(self.me, addr, installed.link.direction(), link.direction()) {
+            Decision::Install => {
+                let old = installed.link.clone();
+                self.peers.insert(addr, Peer { identity, link });
+                Admission::Replaced {
+                    old,
+                    close_old: i_close_losers,
+                }
+            }
+            Decision::Keep => Admission::Surplus {
+                close_new: i_close_losers,
+            },
+        }
+    }
+
+    /// Removes the member at `addr` if `link` is still its installed connection, and
+    /// returns it. A connection that was replaced ends without anyone leaving.
+    pub fn remove_if_current(&mut self, addr: Ipv4Addr, link: &Link) -> Option<Peer> {
+        match self.peers.get(&addr) {
+            Some(peer) if peer.link.id() == link.id() => self.peers.remove(&addr),
+            _ => None,
+        }
+    }
+
+    /// True when `addr` is connected and is the run of the program with `instance`.
+    pub fn is_connected(&self, addr: Ipv4Addr, instance: u64) -> bool {
+        self.peers
+            .get(&addr)
+            .is_some_and(|peer| peer.identity.instance == instance)
+    }
+
+    pub fn get(&self, addr: Ipv4Addr) -> Option<&Peer> {
+        self.peers.get(&addr)
+    }
+
+    /// Marks `addr` as being dialed; false if it already is.
+    pub fn start_dialing(&mut self, addr: Ipv4Addr) -> bool {
+        self.dialing.insert(addr)
+    }
+
+    pub fn stop_dialing(&mut self, addr: Ipv4Addr) {
+        self.dialing.remove(&addr);
+    }
+
+    /// The installed connections, to send on after the lock is released.
+    pub fn links(&self) -> Vec<(PeerIdentity, Arc<Link>)> {
+        self.peers
+            .values()
+            .map(|peer| (peer.identity.clone(), peer.link.clone()))
+            .collect()
+    }
+
+    /// Every connected member, ordered by address.
+    pub fn members(&self) -> Vec<Member> {
+        let mut members: Vec<Member> = self.peers.values().map(|p| p.identity.member()).collect();
+        members.sort_by_key(|member| member.addr);
+        members
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Direction::{Inbound, Outbound};
+    use super::*;
+
+    const LOW: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const HIGH: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    #[test]
+    fn both_ends_keep_the_connection_dialed_by_the_lower_address() {
+        // LOW dialed HIGH: outbound at LOW, inbound at HIGH. That one wins at both ends,
+        // whichever of the two connections each end happened to install first.
+        assert_eq!(decide(LOW, HIGH, Inbound, Outbound), Decision::Install);
+        assert_eq!(decide(LOW, HIGH, Outbound, Inbound), Decision::Keep);
+        assert_eq!(decide(HIGH, LOW, Outbound, Inbound), Decision::Install);
+        assert_eq!(decide(HIGH, LOW, Inbound, Outbound), Decision::Keep);
+    }
+
+    #[test]
+    fn a_redial_in_the_same_direction_replaces_the_stale_connection() {
+        for (me, peer) in [(LOW, HIGH), (HIGH, LOW)] {
+            for direction in [Inbound, Outbound] {
+                assert_eq!(decide(me, peer, direction, direction), Decision::Install);
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The chat in a terminal: the banner, the user's lines, and everything printed.
+//!
+//! Two threads, as the design has it:
+//!
+//! * the **stdin thread** (the program's main thread) reads what the user types and
+//!   acts on it;
+//! * the **printer thread** prints the node's events as they arrive, so a message from
+//!   a peer appears while the user is still typing.
+//!
+//! Each line is written with one `println!`, which holds stdout's lock for the whole
+//! line, so lines from the two threads never mix.
+//!
+//! Leaving happens in one of three ways, all ending in [`Node::leave`] (which sends the
+//! goodbye after everything already typed) and exit status 0: `/exit`, the end of
+//! input (Ctrl-D, or the end of a piped script), and a signal (Ctrl-C's SIGINT, or
+//! SIGTERM). A signal arrives while the main thread is blocked reading stdin, so the
+//! signal handler leaves and exits the process itself.
+
+use std::io::{self, BufRead};
+use std::process::ExitCode;
+
+use crate::commands::{self, Command};
+use crate::display::{self, Style};
+use crate::node::{Config, Event, Node};
+use crate::warn;
+
+/// Runs the chat until the user leaves. Returns the process's exit status.
+pub fn run(config: Config) -> ExitCode {
+    let (node, events) = match Node::start(config) {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("p2pchat: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let style = Style::detect();
+    println!("{}", display::BANNER);
+
+    let on_signal = node.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        on_signal.leave();
+        std::process::exit(0);
+    }) {
+        warn!("Ctrl-C will not say goodbye to the others: {e}");
+    }
+
+    let printer = std::thread::Builder::new()
+        .name("printer".into())
+        .spawn(move || {
+            for event in events {
+                println!("{}", event_lines(&event, style));
+            }
+        });
+    if let Err(e) = printer {
+        eprintln!("p2pchat: cannot start the printer thread: {e}");
+        node.leave();
+        return ExitCode::FAILURE;
+    }
+
+    read_commands(&node, style);
+    node.leave();
+    ExitCode::SUCCESS
+}
+
+/// The stdin loop: one typed line at a time, until `/exit` or the end of input.
+fn read_commands(node: &Node, style: Style) {
+    let mut input = io::stdin().lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                warn!("cannot read the keyboard: {e}");
+                return;
+            }
+        }
+        // Whatever the terminal or the pipe sent, make it text: invalid UTF-8 becomes
+        // U+FFFD rather than an error. Drop the line ending (\n or \r\n).
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        match commands::parse(text) {
+            Command::Say(message) => {
+                if let Err(e) = node.send(message) {
+                    println!("{e}");
+                }
+            }
+            Command::Members => println!("{}", display::members_lines(&node.me(), &node.members())),
+            Command::Help => println!("{}", display::BANNER),
+            Command::Hooray => {
+                if let Err(e) = node.hooray() {
+                    println!("{e}");
+                }
+            }
+            Command::History => println!("{}", display::history_lines(&node.history(), style)),
+            Command::Exit => return,
+            Command::Unknown(word) => println!("{}", display::unknown_command_line(word)),
+            Command::Nothing => {}
+        }
+    }
+}
+
+fn event_lines(event: &Event, style: Style) -> String {
+    match event {
+        Event::Joined(member) => display::joined_line(member, style),
+        Event::Left(member) => display::left_line(member, style),
+        Event::Message(message) => display::message_line(message, style),
+        Event::Hooray { from, sent_at_ms } => display::hooray_lines(from, *sent_at_ms, style),
+    }
+}

@@ -1,0 +1,81 @@
+//! Every timing and size that shapes how a member behaves on the network, in one place,
+//! each with the reason for its value. (The limits that are part of the wire format
+//! itself, such as the largest frame, live in [`crate::protocol`].)
+//!
+//! A LAN has round-trip times well under a millisecond, so the waits below are not
+//! about speed: they are about deciding, in bounded time, that something is *gone*.
+
+use std::time::Duration;
+
+/// The port used for both the UDP announcements and the TCP connections when `--port`
+/// is not given. Below Linux's ephemeral range (32768–60999), so it never collides
+/// with the source port of some outgoing connection.
+pub const DEFAULT_PORT: u16 = 24242;
+
+/// When a member announces itself after starting, counted from its start. Broadcasts
+/// are not acknowledged and a busy Wi-Fi drops some, so one is not enough; three within
+/// the first second make a lost start-up announcement rare without flooding anyone.
+pub const STARTUP_ANNOUNCEMENTS: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_millis(250),
+    Duration::from_millis(1000),
+];
+
+/// After start-up, how often a member announces itself again. This is what lets a
+/// member whose every start-up announcement was lost, or whose cable was out, join
+/// later: the bound on rejoining after a network fault. One small datagram per member
+/// every two seconds is nothing on a LAN.
+pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The shortest time between two connection attempts to the same address. Every
+/// announcement from an unconnected member triggers a connect; without this, a flood of
+/// (possibly forged) announcements would make us dial in a tight loop.
+pub const REDIAL_INTERVAL: Duration = Duration::from_millis(900);
+
+/// How long a TCP connect may take before the address is given up until its next
+/// announcement. On a LAN a connect takes well under a millisecond; the slack covers
+/// a lost SYN, which the kernel resends after one second.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a new connection may take to say hello. A connection that says nothing
+/// (a port scanner, a stuck client) must not hold a thread for longer.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often a member tells each peer "I am still here". Cheap (five bytes a second
+/// per peer), and the unit in which silence is measured.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A peer silent for this long is gone: a pulled cable, a machine that sleeps, a
+/// frozen process. TCP itself would not notice for many minutes, because nothing is
+/// ever acknowledged or refused on a dead link. Four missed heartbeats tolerate a few
+/// lost packets (TCP resends them) but still notice a departure within seconds.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// How long one write to a peer may block. A write blocks only when the peer's receive
+/// window and our send buffer are both full, which means it has not read for a long
+/// time: such a peer is dropped rather than allowed to hold up the chat.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// When leaving, how long to wait for peers to close their side after our goodbye, so
+/// that every frame we sent is read before the connection goes away.
+pub const LEAVE_LINGER: Duration = Duration::from_millis(500);
+
+/// How long `/history` waits for the members' replies before showing what it has.
+pub const HISTORY_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How many messages each member remembers for `/history`. The oldest are forgotten
+/// first, so memory stays bounded however long the chat runs (about 4 MiB at most).
+pub const HISTORY_CAPACITY: usize = 1000;
+
+/// The most connections (established or still saying hello) a member keeps at once.
+/// Each costs a thread, so this bounds the threads a stranger can make us start.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Stack size of each connection's thread. It keeps its read buffer on the heap and
+/// makes only shallow calls, so Rust's 2 MiB default would be address space wasted up
+/// to 256 times over; 256 KiB leaves a wide margin (only touched pages cost memory).
+pub const CONNECTION_THREAD_STACK_BYTES: usize = 256 * 1024;
+
+/// How many events may wait for the front end (the terminal or a library user). When
+/// it falls behind, connection threads wait, and TCP slows the senders down.
+pub const EVENT_QUEUE_LEN: usize = 1024;

@@ -1,0 +1,446 @@
+//! Driving a real `p2pchat` process the way a user at a terminal would.
+//!
+//! A [`ChatProcess`] owns one child process with all three standard streams piped:
+//!
+//! - **stdin** is where the test "types": [`ChatProcess::send_line`] writes one line and
+//!   flushes, because the chat reads line by line and a line stuck in our buffer would
+//!   never arrive.
+//! - **stdout** and **stderr** are each drained by a background thread into a shared
+//!   log guarded by a `Mutex`, with a `Condvar` that wakes waiters when a line arrives.
+//!   Draining continuously matters: a pipe holds only about 64 KiB, and a child that
+//!   fills it blocks in `write` and would look hung. The threads end on their own at end
+//!   of file, which is when the child exits (or closes the stream).
+//!
+//! Tests wait for *events* ([`ChatProcess::wait_for_line`]) with generous deadlines and
+//! never assert on timing. Every failure message carries everything the process printed,
+//! because a failing network test is otherwise very hard to read after the fact.
+//!
+//! Lines that the chat prints without a trailing newline (a prompt, say) are joined with
+//! the next line; match with `contains` rather than `starts_with` when that can happen.
+//!
+//! The child is always reaped: [`Drop`] kills it with SIGKILL if it is still running and
+//! waits for it, so a failed test leaves neither a zombie nor a stray member on the LAN.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// The binary under test, built by cargo for integration tests.
+pub const CHAT_BINARY: &str = env!("CARGO_BIN_EXE_p2pchat");
+
+/// How often [`ChatProcess::wait_exit`] checks whether the child has exited. `Child` has
+/// no wait-with-timeout, so we poll; 20 ms costs nothing and adds no visible delay.
+const EXIT_POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// After the child exits, how long to wait for the reader threads to hand over the last
+/// lines still in the pipes. Reaching end of file takes microseconds; the bound only
+/// guards against a grandchild that inherited the pipe and keeps it open.
+const OUTPUT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which of the child's output streams a line came from.
+#[derive(Clone, Copy, Debug)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Everything the child has printed so far, shared between the reader threads (which
+/// append) and the test thread (which waits and reads).
+#[derive(Default)]
+struct OutputLog {
+    stdout: Vec<String>,
+    stderr: Vec<String>,
+    /// Set by a reader thread when its stream reached end of file: no more lines will come.
+    stdout_closed: bool,
+    stderr_closed: bool,
+}
+
+impl OutputLog {
+    fn push(&mut self, stream: Stream, line: String) {
+        match stream {
+            Stream::Stdout => self.stdout.push(line),
+            Stream::Stderr => self.stderr.push(line),
+        }
+    }
+
+    fn close(&mut self, stream: Stream) {
+        match stream {
+            Stream::Stdout => self.stdout_closed = true,
+            Stream::Stderr => self.stderr_closed = true,
+        }
+    }
+
+    fn both_closed(&self) -> bool {
+        self.stdout_closed && self.stderr_closed
+    }
+}
+
+/// The log plus the condition variable signalled whenever it changes.
+type SharedOutput = (Mutex<OutputLog>, Condvar);
+
+/// One running chat member (or, in the infrastructure self-tests, any helper program).
+pub struct ChatProcess {
+    /// Names the process in failure messages ("host2", "alice").
+    label: String,
+    child: Child,
+    /// `None` once [`ChatProcess::close_stdin`] was called. Behind a mutex so that
+    /// `send_line` can take `&self`, like the waiting methods.
+    stdin: Mutex<Option<ChildStdin>>,
+    output: Arc<SharedOutput>,
+    /// Index of the first stdout line not yet consumed by a `wait_for_*` call.
+    stdout_cursor: AtomicUsize,
+    /// Set once the child has been reaped; from then on its PID may belong to someone
+    /// else, so no signal may be sent to it.
+    exit_status: Option<ExitStatus>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl ChatProcess {
+    /// Starts the chat binary in this test's own network namespace (loopback tests).
+    pub fn spawn(args: &[&str]) -> ChatProcess {
+        let mut command = Command::new(CHAT_BINARY);
+        command.args(args);
+        ChatProcess::from_command("p2pchat", command)
+    }
+
+    /// Starts the chat binary inside network namespace `ns`.
+    ///
+    /// `ip netns exec` switches namespace and then *execs* the program (it does not fork),
+    /// so the child's PID is the chat's own PID and signals reach the chat directly.
+    pub fn spawn_in_netns(ns: &str, args: &[&str]) -> ChatProcess {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", ns, CHAT_BINARY]).args(args);
+        ChatProcess::from_command(&format!("p2pchat in {ns}"), command)
+    }
+
+    /// Starts any prepared command with piped standard streams. The chat constructors
+    /// use this; the infrastructure self-tests use it to run small helper programs.
+    ///
+    /// `NO_COLOR=1` keeps the chat's output plain text so tests can match it, and
+    /// `RUST_BACKTRACE=1` puts the location of any panic into the failure dump.
+    pub fn from_command(label: &str, mut command: Command) -> ChatProcess {
+        command
+            .env("NO_COLOR", "1")
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("{label}: could not start {command:?}: {error}"));
+
+        let output: Arc<SharedOutput> = Arc::default();
+        let stdout = child
+            .stdout
+            .take()
+            .expect("child stdout was requested as a pipe");
+        let stderr = child
+            .stderr
+            .take()
+            .expect("child stderr was requested as a pipe");
+        let readers = vec![
+            spawn_reader(label, Stream::Stdout, stdout, Arc::clone(&output)),
+            spawn_reader(label, Stream::Stderr, stderr, Arc::clone(&output)),
+        ];
+        let stdin = child.stdin.take();
+
+        ChatProcess {
+            label: label.to_string(),
+            child,
+            stdin: Mutex::new(stdin),
+            output,
+            stdout_cursor: AtomicUsize::new(0),
+            exit_status: None,
+            readers,
+        }
+    }
+
+    /// Renames the process in failure messages, e.g. after the member it plays.
+    pub fn with_label(mut self, label: &str) -> ChatProcess {
+        self.label = label.to_string();
+        self
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the next stdout line (after those already consumed) for which `pred`
+    /// holds, consumes it and everything before it, and returns it.
+    ///
+    /// Panics with the full output if no such line arrives within `timeout`, or at once
+    /// if stdout is closed and no such line can arrive any more.
+    #[track_caller]
+    pub fn wait_for_line(&self, pred: impl Fn(&str) -> bool, timeout: Duration) -> String {
+        self.wait_for_stdout("a stdout line matching the test's predicate", pred, timeout)
+    }
+
+    /// [`ChatProcess::wait_for_line`] for a line containing `needle`.
+    #[track_caller]
+    pub fn wait_for_line_containing(&self, needle: &str, timeout: Duration) -> String {
+        let awaited = format!("a stdout line containing {needle:?}");
+        self.wait_for_stdout(&awaited, |line| line.contains(needle), timeout)
+    }
+
+    /// How many stdout lines so far (consumed or not) satisfy `pred`. Does not move the
+    /// cursor, so it can check that something happened exactly once.
+    pub fn count_lines(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.lock_output()
+            .stdout
+            .iter()
+            .filter(|line| pred(line))
+            .count()
+    }
+
+    /// A snapshot of every stdout line so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.lock_output().stdout.clone()
+    }
+
+    /// A snapshot of every stderr line so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.lock_output().stderr.clone()
+    }
+
+    /// Types `line` into the chat: writes it with a newline and flushes at once.
+    #[track_caller]
+    pub fn send_line(&self, line: &str) {
+        let mut stdin = self.stdin.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(pipe) = stdin.as_mut() else {
+            panic!("{}: send_line({line:?}) after close_stdin", self.describe());
+        };
+        let written = pipe
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| pipe.flush());
+        if let Err(error) = written {
+            drop(stdin);
+            let dump = self.dump();
+            panic!(
+                "{}: could not send {line:?} ({error}); did it exit?\n{dump}",
+                self.describe()
+            );
+        }
+    }
+
+    /// Closes the chat's stdin: end of file, as when a user presses Ctrl-D.
+    pub fn close_stdin(&mut self) {
+        let pipe = self.stdin.get_mut().unwrap_or_else(PoisonError::into_inner);
+        drop(pipe.take());
+    }
+
+    /// Sends signal `sig` ("INT", "TERM", "KILL", "STOP", "CONT", ...) with `kill -s`.
+    #[track_caller]
+    pub fn signal(&self, sig: &str) {
+        if self.exit_status.is_some() {
+            // Reaped: the PID may already name an unrelated process.
+            panic!(
+                "{}: signal {sig} after the process was reaped",
+                self.describe()
+            );
+        }
+        let pid = self.pid().to_string();
+        let result = Command::new("kill")
+            .args(["-s", sig, &pid])
+            .output()
+            .unwrap_or_else(|error| panic!("could not run `kill`: {error}"));
+        if !result.status.success() {
+            panic!(
+                "{}: `kill -s {sig} {pid}` failed: {}",
+                self.describe(),
+                String::from_utf8_lossy(&result.stderr).trim()
+            );
+        }
+    }
+
+    /// Waits for the process to exit and returns its status, with all its output
+    /// collected (so `stdout_lines` afterwards shows the last lines too).
+    #[track_caller]
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(status) = self.exit_status {
+            return status;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    self.exit_status = Some(status);
+                    self.wait_for_output_drained();
+                    return status;
+                }
+                Ok(None) if Instant::now() < deadline => thread::sleep(EXIT_POLL_INTERVAL),
+                Ok(None) => panic!(
+                    "{}: still running {timeout:?} after wait_exit began\n{}",
+                    self.describe(),
+                    self.dump()
+                ),
+                Err(error) => panic!("{}: could not poll for exit: {error}", self.describe()),
+            }
+        }
+    }
+
+    #[track_caller]
+    fn wait_for_stdout(
+        &self,
+        awaited: &str,
+        pred: impl Fn(&str) -> bool,
+        timeout: Duration,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        let (_, changed) = &*self.output;
+        let mut output = self.lock_output();
+        // Lines before `scanned` were already tested against `pred` and did not match.
+        let mut scanned = self.stdout_cursor.load(Ordering::SeqCst);
+        loop {
+            let unscanned = output.stdout.get(scanned..).unwrap_or_default();
+            if let Some(offset) = unscanned.iter().position(|line| pred(line)) {
+                let index = scanned + offset;
+                self.stdout_cursor.store(index + 1, Ordering::SeqCst);
+                return output.stdout[index].clone();
+            }
+            scanned = output.stdout.len();
+
+            let problem = if output.stdout_closed {
+                Some("stdout was closed (did the process exit?) before".to_string())
+            } else if Instant::now() >= deadline {
+                Some(format!("timed out after {timeout:?}"))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                let dump = format_dump(&output, self.stdout_cursor.load(Ordering::SeqCst));
+                drop(output);
+                panic!(
+                    "{}: {problem} waiting for {awaited}\n{dump}",
+                    self.describe()
+                );
+            }
+
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            output = changed
+                .wait_timeout(output, remaining)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Blocks until both reader threads reached end of file, or the drain bound passed.
+    fn wait_for_output_drained(&self) -> bool {
+        let (_, changed) = &*self.output;
+        let output = self.lock_output();
+        let (output, _) = changed
+            .wait_timeout_while(output, OUTPUT_DRAIN_TIMEOUT, |log| !log.both_closed())
+            .unwrap_or_else(PoisonError::into_inner);
+        output.both_closed()
+    }
+
+    fn lock_output(&self) -> MutexGuard<'_, OutputLog> {
+        // A panicking test thread may poison the lock; the log itself is still valid.
+        self.output.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// "label (pid N)", the way every failure message names the process.
+    fn describe(&self) -> String {
+        format!("{} (pid {})", self.label, self.pid())
+    }
+
+    /// Everything printed so far, for failure messages.
+    fn dump(&self) -> String {
+        format_dump(
+            &self.lock_output(),
+            self.stdout_cursor.load(Ordering::SeqCst),
+        )
+    }
+}
+
+impl Drop for ChatProcess {
+    fn drop(&mut self) {
+        if self.exit_status.is_none() {
+            // Never leave a member running after its test: SIGKILL, then reap it so no
+            // zombie remains. Errors are ignored because Drop must not panic (and the
+            // process may already have exited on its own).
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // Join the readers only if they finished; a pipe held open by a grandchild would
+        // otherwise block the test forever, and a detached reader is harmless.
+        if self.wait_for_output_drained() {
+            for reader in self.readers.drain(..) {
+                let _ = reader.join();
+            }
+        }
+    }
+}
+
+/// Starts the thread that moves lines from one of the child's pipes into the shared log.
+/// It ends at end of file (the child exited or closed the stream) or on a read error.
+fn spawn_reader(
+    label: &str,
+    stream: Stream,
+    pipe: impl Read + Send + 'static,
+    output: Arc<SharedOutput>,
+) -> JoinHandle<()> {
+    let thread_name = format!("{label} {stream:?}");
+    thread::Builder::new()
+        .name(thread_name)
+        .spawn(move || {
+            let (log, changed) = &*output;
+            let mut reader = BufReader::new(pipe);
+            let mut raw_line = Vec::new();
+            loop {
+                raw_line.clear();
+                match reader.read_until(b'\n', &mut raw_line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        // Lossy so that invalid UTF-8 from the chat shows up in the dump
+                        // (as U+FFFD) instead of stopping the reader.
+                        let text = String::from_utf8_lossy(&raw_line);
+                        let line = text.trim_end_matches(['\n', '\r']).to_string();
+                        log.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(stream, line);
+                        changed.notify_all();
+                    }
+                }
+            }
+            log.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .close(stream);
+            changed.notify_all();
+        })
+        .expect("start an output reader thread")
+}
+
+/// Both streams, numbered, with the stdout lines already consumed marked.
+fn format_dump(output: &OutputLog, stdout_cursor: usize) -> String {
+    let mut dump = String::new();
+    let _ = writeln!(
+        dump,
+        "--- stdout: {} lines, {} consumed by earlier waits{} ---",
+        output.stdout.len(),
+        stdout_cursor,
+        if output.stdout_closed { ", closed" } else { "" }
+    );
+    for (index, line) in output.stdout.iter().enumerate() {
+        let marker = if index < stdout_cursor { '-' } else { '|' };
+        let _ = writeln!(dump, "{:>4} {marker} {line}", index + 1);
+    }
+    let _ = writeln!(
+        dump,
+        "--- stderr: {} lines{} ---",
+        output.stderr.len(),
+        if output.stderr_closed { ", closed" } else { "" }
+    );
+    for (index, line) in output.stderr.iter().enumerate() {
+        let _ = writeln!(dump, "{:>4} | {line}", index + 1);
+    }
+    dump.push_str("--- end of output ---");
+    dump
+}
