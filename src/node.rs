@@ -594,6 +594,10 @@ impl Shared {
 
 /// The listener thread: accepts members' connections until we leave.
 fn accept_members(shared: Arc<Shared>, listener: TcpListener) {
+    // Refusals are reported at most once a second, so a flood of connections cannot
+    // become a flood of lines on stderr.
+    let mut refused_unreported = 0usize;
+    let mut last_refusal_report: Option<Instant> = None;
     for stream in listener.incoming() {
         if shared.is_leaving() {
             break;
@@ -611,7 +615,15 @@ fn accept_members(shared: Arc<Shared>, listener: TcpListener) {
             continue;
         };
         if !shared.reserve_connection_thread() {
-            warn!("refusing a connection from {peer_addr}: already {MAX_CONNECTIONS} connections");
+            refused_unreported += 1;
+            if last_refusal_report.is_none_or(|last| last.elapsed() >= Duration::from_secs(1)) {
+                warn!(
+                    "refused {refused_unreported} connection(s), the latest from {peer_addr}: \
+                     already {MAX_CONNECTIONS} connections open"
+                );
+                refused_unreported = 0;
+                last_refusal_report = Some(Instant::now());
+            }
             continue;
         }
         connection::spawn_inbound(shared.clone(), stream, peer_addr);

@@ -7,8 +7,8 @@
 //! * the **printer thread** prints the node's events as they arrive, so a message from
 //!   a peer appears while the user is still typing.
 //!
-//! Each line is written with one `println!`, which holds stdout's lock for the whole
-//! line, so lines from the two threads never mix.
+//! Each line (or block of lines) is written by [`print_lines`] in one locked write, so
+//! lines from the two threads never mix.
 //!
 //! Leaving happens in one of three ways, all ending in [`Node::leave`] (which sends the
 //! goodbye after everything already typed) and exit status 0: `/exit`, the end of
@@ -16,7 +16,7 @@
 //! SIGTERM). A signal arrives while the main thread is blocked reading stdin, so the
 //! signal handler leaves and exits the process itself.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 
 use crate::commands::{self, Command};
@@ -34,7 +34,7 @@ pub fn run(config: Config) -> ExitCode {
         }
     };
     let style = Style::detect();
-    println!("{}", display::BANNER);
+    print_lines(display::BANNER);
 
     let on_signal = node.clone();
     if let Err(e) = ctrlc::set_handler(move || {
@@ -48,7 +48,7 @@ pub fn run(config: Config) -> ExitCode {
         .name("printer".into())
         .spawn(move || {
             for event in events {
-                println!("{}", event_lines(&event, style));
+                print_lines(&event_lines(&event, style));
             }
         });
     if let Err(e) = printer {
@@ -84,22 +84,30 @@ fn read_commands(node: &Node, style: Style) {
         match commands::parse(text) {
             Command::Say(message) => {
                 if let Err(e) = node.send(message) {
-                    println!("{e}");
+                    print_lines(&e.to_string());
                 }
             }
-            Command::Members => println!("{}", display::members_lines(&node.me(), &node.members())),
-            Command::Help => println!("{}", display::BANNER),
+            Command::Members => print_lines(&display::members_lines(&node.me(), &node.members())),
+            Command::Help => print_lines(display::BANNER),
             Command::Hooray => {
                 if let Err(e) = node.hooray() {
-                    println!("{e}");
+                    print_lines(&e.to_string());
                 }
             }
-            Command::History => println!("{}", display::history_lines(&node.history(), style)),
+            Command::History => print_lines(&display::history_lines(&node.history(), style)),
             Command::Exit => return,
-            Command::Unknown(word) => println!("{}", display::unknown_command_line(word)),
+            Command::Unknown(word) => print_lines(&display::unknown_command_line(word)),
             Command::Nothing => {}
         }
     }
+}
+
+/// Prints one or more lines in one write, holding stdout's lock so that lines from the
+/// two threads never interleave. If stdout is gone (the reader of a pipe quit), there
+/// is nobody to tell: the error is ignored rather than turned into a panic.
+fn print_lines(lines: &str) {
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "{lines}");
 }
 
 fn event_lines(event: &Event, style: Style) -> String {
