@@ -213,17 +213,22 @@ pub(crate) fn spawn_inbound(shared: Arc<Shared>, stream: TcpStream, peer_addr: I
 
 /// Starts a thread that dials `peer` (from our own address) and then serves the
 /// connection.
+///
+/// The address stays marked as "dialing" in the PeerMap until this thread ends, not
+/// just until TCP connects. Otherwise a hello delayed by a lost packet would let the
+/// next announcement start a second connection in the same direction, and the two
+/// ends could install different ones of the two.
 pub(crate) fn spawn_outbound(shared: Arc<Shared>, peer: SocketAddrV4) {
     let peer_addr = *peer.ip();
     spawn(shared, peer_addr, move |shared| {
-        let dialed = dial(shared.host(), peer);
-        shared.peers().stop_dialing(peer_addr);
-        match dialed {
+        let served = match dial(shared.host(), peer) {
             Ok(stream) => run(shared, stream, peer_addr, Direction::Outbound),
             Err(e) => Err(ConnectionError::Handshake(format!(
                 "could not be reached: {e}"
             ))),
-        }
+        };
+        shared.peers().stop_dialing(peer_addr);
+        served
     });
 }
 

@@ -94,7 +94,8 @@ enum Decision {
 /// Whether a second connection to the same instance should replace the installed one.
 fn decide(me: Ipv4Addr, peer: Ipv4Addr, installed: Direction, new: Direction) -> Decision {
     // A second connection dialed the same way as the installed one means the dialer
-    // gave up on the first (it timed out on its side): the newer one is the live one.
+    // gave up on the first: a member dials an address again only after its previous
+    // connection to it has ended. So the newer one is the live one.
     if new == installed {
         return Decision::Install;
     }
@@ -114,8 +115,8 @@ fn decide(me: Ipv4Addr, peer: Ipv4Addr, installed: Direction, new: Direction) ->
 pub struct PeerMap {
     me: Ipv4Addr,
     peers: HashMap<Ipv4Addr, Peer>,
-    /// Addresses we are dialing right now, so an announcement heard twice does not
-    /// start two connection attempts.
+    /// Addresses we have an outbound connection thread for (dialing, saying hello or
+    /// connected), so an announcement heard twice does not start a second one.
     dialing: HashSet<Ipv4Addr>,
 }
 
