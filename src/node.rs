@@ -23,7 +23,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -40,7 +40,7 @@ use crate::protocol::{
 };
 use crate::tuning::{
     DEFAULT_PORT, EVENT_QUEUE_LEN, HISTORY_CAPACITY, HISTORY_REPLY_TIMEOUT, LEAVE_LINGER,
-    MAX_CONNECTIONS,
+    MAX_CLOCK_NUDGE_MS, MAX_CONNECTIONS,
 };
 use crate::warn;
 
@@ -217,7 +217,8 @@ impl Node {
             leaving: AtomicBool::new(false),
             connection_threads: AtomicUsize::new(0),
             listener_thread: Mutex::new(None),
-            events,
+            events: Mutex::new(Some(events)),
+            latest_seen_ms: AtomicI64::new(i64::MIN),
             config,
         });
 
@@ -273,7 +274,7 @@ impl Node {
                 seq: outgoing.last_seq,
             },
             sender_name: shared.config.name.clone(),
-            sent_at_ms: now_ms(),
+            sent_at_ms: shared.send_time(),
             text: text.to_owned(),
         };
         shared.send_to_all(&Frame::Chat {
@@ -281,7 +282,7 @@ impl Node {
             sent_at_ms: message.sent_at_ms,
             text: message.text.clone(),
         });
-        lock(&shared.history).record(message.clone());
+        shared.record(&message);
         shared.emit(Event::Message(message));
         Ok(())
     }
@@ -293,7 +294,7 @@ impl Node {
         if outgoing.left {
             return Err(SendError::Left);
         }
-        let sent_at_ms = now_ms();
+        let sent_at_ms = shared.send_time();
         shared.send_to_all(&Frame::Hooray { sent_at_ms });
         shared.emit(Event::Hooray {
             from: self.me(),
@@ -342,8 +343,8 @@ impl Node {
     }
 
     /// Leaves the chat: says goodbye to every member after everything already sent,
-    /// waits briefly for them to close their side, and stops the threads. Calling it
-    /// again does nothing.
+    /// waits briefly for them to close their side, and stops the threads. The event
+    /// channel ends after the events already queued. Calling it again does nothing.
     pub fn leave(&self) {
         let shared = &self.shared;
         // Holding `outgoing` means no message is half-sent while we say goodbye, and
@@ -382,6 +383,9 @@ impl Node {
         if let Some(listener_thread) = lock(&shared.listener_thread).take() {
             let _ = listener_thread.join();
         }
+        // No event follows a goodbye: close the channel so the front end sees its end
+        // once it has taken every event already queued.
+        lock(&shared.events).take();
     }
 }
 
@@ -402,7 +406,12 @@ pub(crate) struct Shared {
     leaving: AtomicBool,
     connection_threads: AtomicUsize,
     listener_thread: Mutex<Option<JoinHandle<()>>>,
-    events: SyncSender<Event>,
+    /// Where events go; taken (closing the channel) when we leave, so the front end
+    /// sees the end of the stream after the last event.
+    events: Mutex<Option<SyncSender<Event>>>,
+    /// The latest send time of any chat message seen (sent or received), so that a
+    /// reply is never stamped earlier than what it answers.
+    latest_seen_ms: AtomicI64,
 }
 
 /// What the sending side must keep consistent: message numbers, and "no message after
@@ -459,10 +468,37 @@ impl Shared {
     /// Passes an event to the front end, unless we are leaving (then nobody cares that
     /// the peers' connections close).
     fn emit(&self, event: Event) {
-        if !self.is_leaving() {
-            // An error means the front end dropped its receiver: nothing to tell.
-            let _ = self.events.send(event);
+        if self.is_leaving() {
+            return;
         }
+        // Clone the sender and release the lock before sending: `send` blocks while the
+        // queue is full, and leaving must be able to take the sender meanwhile.
+        let events = lock(&self.events).clone();
+        if let Some(events) = events {
+            // An error means the front end dropped its receiver: nobody to tell.
+            let _ = events.send(event);
+        }
+    }
+
+    /// The send time for a new message: now, or just after the latest message seen if
+    /// that is (by at most [`MAX_CLOCK_NUDGE_MS`]) in our future. Replies within the
+    /// same millisecond, or from a clock slightly behind, then still sort after the
+    /// message they answer; a clock far behind is left alone rather than distorted.
+    fn send_time(&self) -> i64 {
+        let now = now_ms();
+        let after_latest = self.latest_seen_ms.load(Ordering::SeqCst).saturating_add(1);
+        if after_latest > now && after_latest - now <= MAX_CLOCK_NUDGE_MS {
+            after_latest
+        } else {
+            now
+        }
+    }
+
+    /// Records a chat message in the log; false if it was already there.
+    fn record(&self, message: &ChatMessage) -> bool {
+        self.latest_seen_ms
+            .fetch_max(message.sent_at_ms, Ordering::SeqCst);
+        lock(&self.history).record(message.clone())
     }
 
     /// Writes a frame to every installed connection. The peer map is locked only to
@@ -540,7 +576,7 @@ impl Shared {
                     text,
                 };
                 // The log also weeds out a message that somehow arrives twice.
-                if lock(&self.history).record(message.clone()) {
+                if self.record(&message) {
                     self.emit(Event::Message(message));
                 }
             }

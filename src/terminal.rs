@@ -11,17 +11,21 @@
 //! lines from the two threads never mix.
 //!
 //! Leaving happens in one of three ways, all ending in [`Node::leave`] (which sends the
-//! goodbye after everything already typed) and exit status 0: `/exit`, the end of
-//! input (Ctrl-D, or the end of a piped script), and a signal (Ctrl-C's SIGINT, or
-//! SIGTERM). A signal arrives while the main thread is blocked reading stdin, so the
-//! signal handler leaves and exits the process itself.
+//! goodbye after everything already typed), then a wait for the printer to show what
+//! had arrived, and exit status 0: `/exit`, the end of input (Ctrl-D, or the end of a
+//! piped script), and a signal (Ctrl-C's SIGINT, or SIGTERM). A signal arrives while the
+//! main thread is blocked reading stdin, so the signal handler (which `ctrlc` runs on a
+//! thread of its own) leaves and exits the process itself.
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::commands::{self, Command};
 use crate::display::{self, Style};
 use crate::node::{Config, Event, Node};
+use crate::tuning::PRINTER_DRAIN_TIMEOUT;
 use crate::warn;
 
 /// Runs the chat until the user leaves. Returns the process's exit status.
@@ -34,22 +38,29 @@ pub fn run(config: Config) -> ExitCode {
         }
     };
     let style = Style::detect();
-    print_lines(display::BANNER);
+    // The printer thread holds `printing` until it has printed the last event; its
+    // end is how the other side of this channel learns that everything was shown.
+    let (printing, printer_done) = mpsc::channel::<()>();
+    let printer_done = Arc::new(Mutex::new(printer_done));
 
-    let on_signal = node.clone();
+    // The hook goes in before anything is shown, so that from the first line on a
+    // Ctrl-C leaves politely.
+    let (on_signal, printer_done_on_signal) = (node.clone(), printer_done.clone());
     if let Err(e) = ctrlc::set_handler(move || {
-        on_signal.leave();
+        leave(&on_signal, &printer_done_on_signal);
         std::process::exit(0);
     }) {
         warn!("Ctrl-C will not say goodbye to the others: {e}");
     }
 
+    print_lines(display::BANNER);
     let printer = std::thread::Builder::new()
         .name("printer".into())
         .spawn(move || {
             for event in events {
                 print_lines(&event_lines(&event, style));
             }
+            drop(printing);
         });
     if let Err(e) = printer {
         eprintln!("p2pchat: cannot start the printer thread: {e}");
@@ -58,8 +69,16 @@ pub fn run(config: Config) -> ExitCode {
     }
 
     read_commands(&node, style);
-    node.leave();
+    leave(&node, &printer_done);
     ExitCode::SUCCESS
+}
+
+/// Leaves the chat, then waits for the printer to show every event that arrived
+/// before the goodbye, but not forever: stdout may be a pipe that nobody reads.
+fn leave(node: &Node, printer_done: &Mutex<Receiver<()>>) {
+    node.leave();
+    let printer_done = printer_done.lock().unwrap_or_else(PoisonError::into_inner);
+    let _ = printer_done.recv_timeout(PRINTER_DRAIN_TIMEOUT);
 }
 
 /// The stdin loop: one typed line at a time, until `/exit` or the end of input.

@@ -60,8 +60,19 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// that every frame we sent is read before the connection goes away.
 pub const LEAVE_LINGER: Duration = Duration::from_millis(500);
 
+/// When the terminal front end exits, how long it waits for the events already
+/// received to be printed. Normally they are at once; the bound is for a stdout that
+/// nobody reads (a stalled pipe), which must not keep the process from exiting.
+pub const PRINTER_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long `/history` waits for the members' replies before showing what it has.
 pub const HISTORY_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How far (in milliseconds) a new message's send time may be moved past this
+/// machine's clock so that it sorts after the latest message seen: a bot's reply within
+/// the same millisecond, or from a clock a little behind, still comes after the
+/// question. A clock further behind than this is shown as it is, not hidden.
+pub const MAX_CLOCK_NUDGE_MS: i64 = 1000;
 
 /// How many messages each member remembers for `/history`. The oldest are forgotten
 /// first, so memory stays bounded however long the chat runs (about 4 MiB at most).
