@@ -131,6 +131,9 @@ enum ConnectionError {
     Decode(DecodeError),
     /// The peer closed its side in the middle of a frame.
     CutShort,
+    /// The peer answered our hello with a goodbye: it already has a connection with
+    /// us (the one-connection-per-pair rule). Not a problem, so never reported.
+    Declined,
     Silent,
     Handshake(String),
 }
@@ -141,6 +144,7 @@ impl std::fmt::Display for ConnectionError {
             Self::Io(e) => write!(f, "{e}"),
             Self::Decode(e) => write!(f, "sent an invalid frame ({e})"),
             Self::CutShort => f.write_str("closed the connection in the middle of a frame"),
+            Self::Declined => f.write_str("already has a connection with us"),
             Self::Silent => write!(f, "was silent for {} s", PEER_TIMEOUT.as_secs()),
             Self::Handshake(why) => f.write_str(why),
         }
@@ -246,7 +250,7 @@ fn spawn(
         .spawn(move || {
             let shared = thread_shared;
             if let Err(e) = body(&shared) {
-                if !shared.is_leaving() {
+                if !shared.is_leaving() && !matches!(e, ConnectionError::Declined) {
                     warn!("connection with {peer_addr} ended: it {e}");
                 }
             }
@@ -294,6 +298,8 @@ fn run(
 
     let keep_reading = match shared.admit(identity.clone(), link.clone()) {
         Admission::Surplus { close_new: true } => {
+            // Say why before closing, so the dialer knows this is not a failure.
+            let _ = link.send(&Frame::Bye);
             link.close();
             return Ok(());
         }
@@ -333,6 +339,7 @@ fn read_hello(reader: &mut FrameReader, addr: Ipv4Addr) -> Result<PeerIdentity, 
                     name,
                 });
             }
+            Received::Frame(Frame::Bye) => return Err(ConnectionError::Declined),
             Received::Frame(other) => {
                 return Err(ConnectionError::Handshake(format!(
                     "sent {other:?} before saying hello"
