@@ -16,7 +16,7 @@ use p2pchat::{ChatMessage, Event, Node};
 
 fn main() -> ExitCode {
     let config = match cli::parse(std::env::args_os().skip(1)) {
-        Ok(Invocation::Chat(config)) => config,
+        Ok(Invocation::Chat { config, .. }) => config,
         Ok(_) | Err(_) => {
             eprintln!("usage: cargo run --example bot -- [OPTIONS] <HOST> <NAME>");
             return ExitCode::from(2);

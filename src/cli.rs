@@ -4,14 +4,19 @@
 
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use crate::node::{Config, check_name};
-use crate::tuning::DEFAULT_PORT;
+use crate::tuning::{DEFAULT_PORT, DEFAULT_ROOM};
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
-    Chat(Config),
+    Chat {
+        config: Config,
+        /// `--log FILE`: where to append a plain record of the chat.
+        log_file: Option<PathBuf>,
+    },
     Help,
     Version,
 }
@@ -41,15 +46,20 @@ Options:
   -b, --broadcast <ADDR>  Where to send announcements [default: 255.255.255.255];
                           use your network's broadcast address (e.g. 192.168.1.255)
                           to choose one of several network cards
+  -r, --room <ROOM>       Chat only with members of this room [default: {DEFAULT_ROOM}];
+                          several rooms can share one LAN and one port
+  -l, --log <FILE>        Append the chat to FILE, one dated plain line per event
   -h, --help              Show this help
   -V, --version           Show the version
 
 In the chat, type a line and press Enter to send it to everyone. Commands:
-  /members   Show all connected members
-  /help      Show the list of commands
-  /hooray    Send a beautiful greeting to everyone
-  /history   Ask the members for what was said, and show it
-  /exit      Leave the chat (so do Ctrl-C and Ctrl-D)
+  /members             Show all connected members
+  /help                Show the list of commands
+  /hooray              Send a beautiful greeting to everyone
+  /history             Ask the members for what was said, and show it
+  /msg <member> <text> Send text to one member only (a name, or an IP address)
+  /name <new name>     Change your name
+  /exit                Leave the chat (so do Ctrl-C and Ctrl-D)
 
 Exit status: 0 after leaving, 1 when the chat cannot start, 2 for a usage error.
 Colour is used only on a terminal, and never when NO_COLOR is set.",
@@ -63,6 +73,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
     let mut positional: Vec<String> = Vec::new();
     let mut port = DEFAULT_PORT;
     let mut broadcast = Ipv4Addr::BROADCAST;
+    let mut room = DEFAULT_ROOM.to_owned();
+    let mut log_file = None;
     let mut args = args.into_iter();
     let mut options_ended = false;
     while let Some(arg) = args.next() {
@@ -98,6 +110,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
                     UsageError(format!("--broadcast: {text:?} is not an IPv4 address"))
                 })?;
             }
+            "-r" | "--room" => {
+                room = value("--room")?;
+                check_name(&room).map_err(|why| UsageError(format!("--room: {why}")))?;
+            }
+            "-l" | "--log" => log_file = Some(PathBuf::from(value("--log")?)),
             _ => return Err(UsageError(format!("unknown option {arg:?}"))),
         }
     }
@@ -117,12 +134,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
         ))
     })?;
     check_name(name).map_err(|why| UsageError(format!("NAME: {why}")))?;
-    Ok(Invocation::Chat(Config {
-        host,
-        name: name.clone(),
-        port,
-        broadcast,
-    }))
+    Ok(Invocation::Chat {
+        config: Config {
+            host,
+            name: name.clone(),
+            port,
+            broadcast,
+            room,
+            trace_frames: false,
+        },
+        log_file,
+    })
 }
 
 fn parse_port(text: &str) -> Result<u16, UsageError> {
@@ -144,7 +166,7 @@ mod tests {
 
     fn chat(args: &[&str]) -> Config {
         match parse_strs(args) {
-            Ok(Invocation::Chat(config)) => config,
+            Ok(Invocation::Chat { config, .. }) => config,
             other => panic!("{args:?} gave {other:?}"),
         }
     }
@@ -168,6 +190,22 @@ mod tests {
         assert_eq!(config.broadcast, Ipv4Addr::new(127, 255, 255, 255));
         assert_eq!(config.name, "Zoë Ünal");
         assert_eq!(chat(&["127.0.0.2", "A", "--port=7001"]).port, 7001);
+    }
+
+    #[test]
+    fn room_and_log_file_are_optional() {
+        assert_eq!(chat(&["127.0.0.2", "A"]).room, DEFAULT_ROOM);
+        assert_eq!(
+            chat(&["127.0.0.2", "A", "--room", "group 7"]).room,
+            "group 7"
+        );
+        match parse_strs(&["127.0.0.2", "A", "--log", "chat.log"]) {
+            Ok(Invocation::Chat { log_file, .. }) => {
+                assert_eq!(log_file, Some(PathBuf::from("chat.log")));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_strs(&["127.0.0.2", "A", "--room", ""]).is_err());
     }
 
     #[test]

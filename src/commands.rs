@@ -4,6 +4,10 @@
 //! The rule users rely on: a line whose first character is `/` is a command and is
 //! never sent to anyone, not even when it is misspelt. Anything else is a message.
 
+use std::net::Ipv4Addr;
+
+use crate::node::Member;
+
 /// One line of the user's input, understood.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
@@ -13,6 +17,10 @@ pub enum Command<'a> {
     Help,
     Hooray,
     History,
+    /// `/msg <member> <text>`: everything after the command word; see [`recipient`].
+    Msg(&'a str),
+    /// `/name <new name>`: the new name, trimmed.
+    Name(&'a str),
     Exit,
     /// A `/word` that is not a command (the word, slash included).
     Unknown(&'a str),
@@ -22,9 +30,9 @@ pub enum Command<'a> {
 
 /// Reads one line of input (without its line ending).
 ///
-/// Commands take no arguments; anything after the command word is ignored, so
-/// `/exit now` leaves like `/exit`. Surrounding white space is ignored for commands,
-/// but a message is sent exactly as typed.
+/// `/msg` and `/name` take the rest of the line; the other commands take no
+/// arguments and ignore any, so `/exit now` leaves like `/exit`. Surrounding white
+/// space is ignored for commands, but a message is sent exactly as typed.
 pub fn parse(line: &str) -> Command<'_> {
     if line.trim().is_empty() {
         return Command::Nothing;
@@ -33,13 +41,75 @@ pub fn parse(line: &str) -> Command<'_> {
         return Command::Say(line);
     };
     let word = after_slash.split_whitespace().next().unwrap_or("");
+    let rest = after_slash[word.len()..].trim();
     match word {
+        "msg" => Command::Msg(rest),
+        "name" => Command::Name(rest),
         "members" => Command::Members,
         "help" => Command::Help,
         "hooray" => Command::Hooray,
         "history" => Command::History,
         "exit" => Command::Exit,
         _ => Command::Unknown(line.split_whitespace().next().unwrap_or("/")),
+    }
+}
+
+/// Why `/msg` could not tell whom the message is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecipientError {
+    /// `/msg` without a member, or without text.
+    Usage,
+    /// No member has that name or address.
+    Unknown(String),
+    /// Several members have that name: they are listed, to pick one by address.
+    Ambiguous(Vec<Member>),
+}
+
+/// Splits the argument of `/msg` into the addressee and the text.
+///
+/// The addressee is an IP address, or a member's name, which may contain spaces: the
+/// longest run of leading words that is some member's name wins, so with members
+/// "Alex" and "Alex Smith", `Alex Smith hi` goes to Alex Smith. A name two members
+/// share is ambiguous; their addresses tell them apart.
+pub fn recipient<'a>(
+    argument: &'a str,
+    members: &[Member],
+) -> Result<(Member, &'a str), RecipientError> {
+    let argument = argument.trim();
+    // Every place where the words could end and the text begin, longest first.
+    let mut splits: Vec<usize> = argument
+        .char_indices()
+        .filter(|(_, c)| c.is_whitespace())
+        .map(|(i, _)| i)
+        .collect();
+    splits.reverse();
+    for split in splits {
+        let (who, text) = (argument[..split].trim(), argument[split..].trim());
+        if text.is_empty() {
+            continue;
+        }
+        if let Ok(addr) = who.parse::<Ipv4Addr>() {
+            return match members.iter().find(|m| m.addr == addr) {
+                Some(member) => Ok((member.clone(), text)),
+                None => Err(RecipientError::Unknown(who.to_owned())),
+            };
+        }
+        let named: Vec<&Member> = members.iter().filter(|m| m.name == who).collect();
+        match named.as_slice() {
+            [] => continue,
+            [member] => return Ok(((*member).clone(), text)),
+            several => {
+                return Err(RecipientError::Ambiguous(
+                    several.iter().map(|m| (*m).clone()).collect(),
+                ));
+            }
+        }
+    }
+    match argument.split_whitespace().next() {
+        Some(first) if argument.split_whitespace().nth(1).is_some() => {
+            Err(RecipientError::Unknown(first.to_owned()))
+        }
+        _ => Err(RecipientError::Usage),
     }
 }
 
@@ -75,6 +145,74 @@ mod tests {
         assert_eq!(parse("/Exit"), Command::Unknown("/Exit"));
         assert_eq!(parse("/"), Command::Unknown("/"));
         assert_eq!(parse("/ hello"), Command::Unknown("/"));
+    }
+
+    #[test]
+    fn msg_and_name_take_the_rest_of_the_line() {
+        assert_eq!(parse("/msg Bo hi there"), Command::Msg("Bo hi there"));
+        assert_eq!(parse("/name  Alex Smith "), Command::Name("Alex Smith"));
+        assert_eq!(parse("/msg"), Command::Msg(""));
+    }
+
+    fn member(name: &str, last_octet: u8) -> Member {
+        Member {
+            name: name.into(),
+            addr: Ipv4Addr::new(127, 0, 0, last_octet),
+        }
+    }
+
+    #[test]
+    fn a_recipient_is_a_unique_name_or_an_address() {
+        let members = [member("Bo", 2), member("Cleo", 3)];
+        assert_eq!(
+            recipient("Bo hi there", &members),
+            Ok((member("Bo", 2), "hi there"))
+        );
+        assert_eq!(
+            recipient("127.0.0.3 hey", &members),
+            Ok((member("Cleo", 3), "hey"))
+        );
+    }
+
+    #[test]
+    fn the_longest_matching_name_wins() {
+        let members = [member("Alex", 2), member("Alex Smith", 3)];
+        assert_eq!(
+            recipient("Alex Smith hi", &members),
+            Ok((member("Alex Smith", 3), "hi"))
+        );
+        assert_eq!(
+            recipient("Alex hi", &members),
+            Ok((member("Alex", 2), "hi"))
+        );
+    }
+
+    #[test]
+    fn a_shared_name_is_ambiguous_and_lists_the_candidates() {
+        let members = [member("Alex", 2), member("Alex", 3)];
+        assert_eq!(
+            recipient("Alex hi", &members),
+            Err(RecipientError::Ambiguous(members.to_vec()))
+        );
+        assert_eq!(
+            recipient("127.0.0.3 hi", &members),
+            Ok((member("Alex", 3), "hi"))
+        );
+    }
+
+    #[test]
+    fn unknown_members_and_missing_text_are_reported() {
+        let members = [member("Bo", 2)];
+        assert_eq!(
+            recipient("Zed hello", &members),
+            Err(RecipientError::Unknown("Zed".into()))
+        );
+        assert_eq!(
+            recipient("127.0.0.9 hello", &members),
+            Err(RecipientError::Unknown("127.0.0.9".into()))
+        );
+        assert_eq!(recipient("Bo", &members), Err(RecipientError::Usage));
+        assert_eq!(recipient("", &members), Err(RecipientError::Usage));
     }
 
     #[test]

@@ -37,7 +37,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::node::Shared;
+use crate::display::sanitize;
+use crate::node::{Shared, WireDirection};
 use crate::peers::{Admission, Direction, PeerIdentity};
 use crate::protocol::{DecodeError, Frame, PROTOCOL_VERSION, decode_frame};
 use crate::tuning::{
@@ -50,6 +51,8 @@ use crate::warn;
 pub struct Link {
     id: u64,
     direction: Direction,
+    /// The peer's address, for tracing and for diagnostics.
+    peer: Ipv4Addr,
     /// Writes go through the mutex, one whole frame at a time.
     writer: Mutex<TcpStream>,
     /// A handle used only to shut the socket down. It is outside the mutex so that a
@@ -58,11 +61,12 @@ pub struct Link {
 }
 
 impl Link {
-    fn new(direction: Direction, stream: TcpStream) -> io::Result<Link> {
+    fn new(direction: Direction, peer: Ipv4Addr, stream: TcpStream) -> io::Result<Link> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Link {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             direction,
+            peer,
             control: stream.try_clone()?,
             writer: Mutex::new(stream),
         })
@@ -76,6 +80,10 @@ impl Link {
 
     pub fn direction(&self) -> Direction {
         self.direction
+    }
+
+    pub fn peer(&self) -> Ipv4Addr {
+        self.peer
     }
 
     /// Writes one frame. On error (the peer is gone, or did not read for
@@ -286,20 +294,20 @@ fn run(
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let mut reader = FrameReader::new(stream.try_clone()?);
-    let link = Arc::new(Link::new(direction, stream)?);
+    let link = Arc::new(Link::new(direction, peer_addr, stream)?);
 
     // The dialer speaks first; the acceptor answers only once it has installed the
     // connection (see the PeerMap's rule 3 for why the order matters).
     let my_hello = shared.hello();
     if direction == Direction::Outbound {
-        link.send(&my_hello)?;
+        shared.send_frame(&link, &my_hello)?;
     }
-    let identity = read_hello(&mut reader, peer_addr)?;
+    let mut identity = read_hello(shared, &mut reader, peer_addr)?;
 
     let keep_reading = match shared.admit(identity.clone(), link.clone()) {
         Admission::Surplus { close_new: true } => {
             // Say why before closing, so the dialer knows this is not a failure.
-            let _ = link.send(&Frame::Bye);
+            let _ = shared.send_frame(&link, &Frame::Bye);
             link.close();
             return Ok(());
         }
@@ -307,30 +315,46 @@ fn run(
         Admission::Joined | Admission::Replaced { .. } | Admission::Restarted { .. } => true,
     };
     if direction == Direction::Inbound && keep_reading {
-        link.send(&my_hello)?;
+        shared.send_frame(&link, &my_hello)?;
     }
 
-    let ended = read_frames(shared, &mut reader, &link, &identity);
+    let ended = read_frames(shared, &mut reader, &link, &mut identity);
     link.close();
     shared.connection_closed(&identity, &link);
     ended
 }
 
 /// Waits up to [`HANDSHAKE_TIMEOUT`] for the peer's hello and checks it.
-fn read_hello(reader: &mut FrameReader, addr: Ipv4Addr) -> Result<PeerIdentity, ConnectionError> {
+fn read_hello(
+    shared: &Shared,
+    reader: &mut FrameReader,
+    addr: Ipv4Addr,
+) -> Result<PeerIdentity, ConnectionError> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     loop {
         reader.wait_at_most(until(deadline))?;
-        match reader.next()? {
+        let received = reader.next()?;
+        if let Received::Frame(frame) = &received {
+            shared.trace(addr, WireDirection::Received, frame);
+        }
+        match received {
             Received::Frame(Frame::Hello {
                 version,
                 instance,
                 name,
+                room,
             }) => {
                 if version != PROTOCOL_VERSION {
                     return Err(ConnectionError::Handshake(format!(
                         "speaks protocol version {version}, this p2pchat speaks version \
                          {PROTOCOL_VERSION}: run the same p2pchat version on every member"
+                    )));
+                }
+                if room != shared.room() {
+                    return Err(ConnectionError::Handshake(format!(
+                        "is in room {:?}, not in {:?}",
+                        sanitize(&room),
+                        shared.room()
                     )));
                 }
                 return Ok(PeerIdentity {
@@ -367,7 +391,7 @@ fn read_frames(
     shared: &Arc<Shared>,
     reader: &mut FrameReader,
     link: &Link,
-    peer: &PeerIdentity,
+    peer: &mut PeerIdentity,
 ) -> Result<(), ConnectionError> {
     let mut last_heard = Instant::now();
     let mut next_heartbeat = Instant::now();
@@ -379,6 +403,7 @@ fn read_frames(
             Received::Frame(Frame::Bye) | Received::End => return Ok(()),
             Received::Frame(frame) => {
                 last_heard = Instant::now();
+                shared.trace(peer.addr, WireDirection::Received, &frame);
                 shared.handle_frame(peer, link, frame);
             }
             Received::Nothing => {}
@@ -387,7 +412,7 @@ fn read_frames(
             return Err(ConnectionError::Silent);
         }
         if Instant::now() >= next_heartbeat {
-            link.send(&Frame::Heartbeat)?;
+            shared.send_frame(link, &Frame::Heartbeat)?;
             next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
         }
     }

@@ -230,6 +230,7 @@ mod tests {
             tcp_port: port,
             instance: 9,
             name: "Cleo".into(),
+            room: "lobby".into(),
         };
         sender.announce(&announcement).expect("broadcast");
         for listener in &listeners {

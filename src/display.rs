@@ -1,15 +1,20 @@
 //! What the user sees: every line the chat prints, built as a `String` here and printed
 //! by the front end. No sockets, no printing, so every format is unit-tested.
 //!
-//! Two concerns live here besides layout:
+//! Three concerns live here besides layout:
 //!
 //! * **Sanitising.** Names and messages come from the network, and a terminal obeys
 //!   escape sequences in what it prints: a peer could clear your screen, retitle your
 //!   window, or make text appear to come from someone else. [`sanitize`] replaces every
 //!   control character, and the invisible characters that reorder text, with a visible
 //!   stand-in before anything from the network is shown.
+//! * **Telling members apart.** Names need not be unique. Wherever two members share a
+//!   name, the [`Roster`] labels each with its address: `Alex (127.0.0.2)`.
 //! * **Colour.** ANSI colour codes only when stdout is a terminal and the user has not
 //!   set `NO_COLOR` (<https://no-color.org>); a pipe or a log file gets plain text.
+//!   Each member's name has a colour derived from its address, so it is the same on
+//!   every screen and in every session; your own name is bold, and lines about the
+//!   chat itself (joined, left, renamed) are dimmed.
 
 use std::borrow::Cow;
 use std::io::IsTerminal;
@@ -17,10 +22,12 @@ use std::net::Ipv4Addr;
 
 use chrono::{Local, TimeZone};
 
-use crate::node::Member;
+use crate::commands::RecipientError;
+use crate::node::{Event, Member};
 use crate::protocol::ChatMessage;
 
-/// The lines printed at start and by `/help`, exactly as the chat's users know them.
+/// The lines printed at start and by `/help`: the seven every user of the chat knows,
+/// then one per command p2pchat adds.
 pub const BANNER: &str = "\
 👼Welcome to the chat!👼
 Here are some tips for YOU:
@@ -28,7 +35,9 @@ Here are some tips for YOU:
 ‣ /help - Show this message
 ‣ /hooray - Beautiful greeting message
 ‣ /history - Request history from members
-‣ /exit - Leave chat";
+‣ /exit - Leave chat
+‣ /msg <member> <text> - Private message to one member (by name or IP)
+‣ /name <new name> - Change your name";
 
 /// Whether to colour the output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +64,54 @@ impl Style {
             text.to_owned()
         }
     }
+
+    /// A line about the chat itself rather than from a member: dimmed.
+    fn system(self, text: &str) -> String {
+        self.paint("2", text)
+    }
+}
+
+/// Red, green, yellow, blue, magenta, cyan: the colours a member's name can have.
+const MEMBER_COLOURS: [&str; 6] = ["31", "32", "33", "34", "35", "36"];
+
+/// Who is in the chat right now, as the display needs it: to label members whose names
+/// are shared, and to tell our own lines from others'.
+#[derive(Clone, Debug)]
+pub struct Roster {
+    me: Member,
+    others: Vec<Member>,
+}
+
+impl Roster {
+    pub fn new(me: Member, others: Vec<Member>) -> Roster {
+        Roster { me, others }
+    }
+
+    fn everyone(&self) -> impl Iterator<Item = &Member> {
+        std::iter::once(&self.me).chain(&self.others)
+    }
+
+    /// The member's name, sanitised, with its address when someone else has that name.
+    pub fn label(&self, name: &str, addr: Ipv4Addr) -> String {
+        let shared = self.everyone().any(|m| m.name == name && m.addr != addr);
+        if shared {
+            format!("{} ({addr})", sanitize(name))
+        } else {
+            sanitize(name).into_owned()
+        }
+    }
+
+    /// The label, coloured: bold for us, the member's own colour for others.
+    fn painted(&self, name: &str, addr: Ipv4Addr, style: Style) -> String {
+        let label = self.label(name, addr);
+        if addr == self.me.addr {
+            return style.paint("1", &label);
+        }
+        // A multiplicative hash spreads neighbouring addresses over the palette.
+        let hash = u32::from(addr).wrapping_mul(2_654_435_761) >> 16;
+        let colour = MEMBER_COLOURS[hash as usize % MEMBER_COLOURS.len()];
+        style.paint(&format!("1;{colour}"), &label)
+    }
 }
 
 /// Replaces what a terminal would interpret rather than show.
@@ -64,6 +121,10 @@ impl Style {
 /// * DEL becomes `␡`; C1 controls (U+0080–U+009F, which some terminals treat like ESC),
 ///   the bidirectional overrides and isolates (which can make text read backwards), and
 ///   the line and paragraph separators become `�`.
+///
+/// ```
+/// assert_eq!(p2pchat::display::sanitize("\x1b[2Jhi\x07"), "␛[2Jhi␇");
+/// ```
 pub fn sanitize(text: &str) -> Cow<'_, str> {
     if !text.chars().any(needs_replacing) {
         return Cow::Borrowed(text);
@@ -99,60 +160,159 @@ fn visible_stand_in(c: char) -> char {
 
 /// `hh:mm:ss` of a send time (milliseconds since the Unix epoch) in the local time zone.
 pub fn clock_time(sent_at_ms: i64) -> String {
+    local_time(sent_at_ms, "%H:%M:%S", "??:??:??")
+}
+
+/// `YYYY-MM-DD hh:mm:ss` in the local time zone, for the log file.
+pub fn date_time(sent_at_ms: i64) -> String {
+    local_time(sent_at_ms, "%Y-%m-%d %H:%M:%S", "????-??-?? ??:??:??")
+}
+
+fn local_time(sent_at_ms: i64, format: &str, unknown: &str) -> String {
     match Local.timestamp_millis_opt(sent_at_ms).single() {
-        Some(time) => time.format("%H:%M:%S").to_string(),
+        Some(time) => time.format(format).to_string(),
         // A peer with a wildly wrong clock (or a forged time) still gets its line shown.
-        None => "??:??:??".to_owned(),
+        None => unknown.to_owned(),
     }
 }
 
+/// What a [`Event`] looks like on screen (`None` for events that are not shown).
+pub fn event_lines(event: &Event, roster: &Roster, style: Style) -> Option<String> {
+    Some(match event {
+        Event::Joined(member) => joined_line(member, roster, style),
+        Event::Left(member) => left_line(member, roster, style),
+        Event::Message(message) => message_line(message, roster, style, clock_time),
+        Event::Hooray { from, sent_at_ms } => hooray_lines(from, *sent_at_ms, roster, style),
+        Event::Private {
+            from,
+            to,
+            sent_at_ms,
+            text,
+        } => private_line(from, to, *sent_at_ms, text, roster, style, clock_time),
+        Event::Renamed { addr, old, new } => renamed_line(*addr, old, new, roster, style),
+        Event::Wire { .. } => return None,
+    })
+}
+
+/// The same event as one plain line for the log file, dated: the send time for what a
+/// member sent, `now_ms` for what happened here.
+pub fn log_line(event: &Event, roster: &Roster, now_ms: i64) -> Option<String> {
+    let plain = Style::PLAIN;
+    Some(match event {
+        Event::Message(message) => message_line(message, roster, plain, date_time),
+        Event::Private {
+            from,
+            to,
+            sent_at_ms,
+            text,
+        } => private_line(from, to, *sent_at_ms, text, roster, plain, date_time),
+        Event::Hooray { from, sent_at_ms } => format!(
+            "{} {} sends a cheer to everyone: HOORAY!",
+            date_time(*sent_at_ms),
+            roster.label(&from.name, from.addr)
+        ),
+        Event::Wire { .. } => return None,
+        other => format!(
+            "{} {}",
+            date_time(now_ms),
+            event_lines(other, roster, plain)?
+        ),
+    })
+}
+
 /// `hh:mm:ss Alex: Hello, it's ME!`
-pub fn message_line(message: &ChatMessage, style: Style) -> String {
+pub fn message_line(
+    message: &ChatMessage,
+    roster: &Roster,
+    style: Style,
+    time: fn(i64) -> String,
+) -> String {
     format!(
         "{} {}: {}",
-        clock_time(message.sent_at_ms),
-        style.paint("1", &sanitize(&message.sender_name)),
+        time(message.sent_at_ms),
+        roster.painted(&message.sender_name, message.id.origin, style),
         sanitize(&message.text)
     )
 }
 
+/// `hh:mm:ss [private] Alex: psst` (received) or `hh:mm:ss [private to Bo] Alex: psst`
+/// (sent): marked on both sides, so nobody mistakes it for a message to everyone.
+fn private_line(
+    from: &Member,
+    to: &Member,
+    sent_at_ms: i64,
+    text: &str,
+    roster: &Roster,
+    style: Style,
+    time: fn(i64) -> String,
+) -> String {
+    let mark = if from.addr == roster.me.addr {
+        format!("[private to {}]", roster.label(&to.name, to.addr))
+    } else {
+        "[private]".to_owned()
+    };
+    format!(
+        "{} {} {}: {}",
+        time(sent_at_ms),
+        style.paint("1;7", &mark),
+        roster.painted(&from.name, from.addr, style),
+        sanitize(text)
+    )
+}
+
 /// `Alex joined chat`
-pub fn joined_line(member: &Member, style: Style) -> String {
-    style.paint("32", &format!("{} joined chat", sanitize(&member.name)))
+pub fn joined_line(member: &Member, roster: &Roster, style: Style) -> String {
+    style.system(&format!(
+        "{} joined chat",
+        roster.label(&member.name, member.addr)
+    ))
 }
 
 /// `Alex left chat`
-pub fn left_line(member: &Member, style: Style) -> String {
-    style.paint("33", &format!("{} left chat", sanitize(&member.name)))
+pub fn left_line(member: &Member, roster: &Roster, style: Style) -> String {
+    style.system(&format!(
+        "{} left chat",
+        roster.label(&member.name, member.addr)
+    ))
+}
+
+/// `Alex is now Alexander`
+pub fn renamed_line(addr: Ipv4Addr, old: &str, new: &str, roster: &Roster, style: Style) -> String {
+    style.system(&format!(
+        "{} is now {}",
+        roster.label(old, addr),
+        roster.label(new, addr)
+    ))
 }
 
 /// The `/members` answer: a heading, then `Name: IP` for you and then everyone else.
-pub fn members_lines(me: &Member, others: &[Member]) -> String {
+pub fn members_lines(roster: &Roster) -> String {
+    let me = &roster.me;
     let mut lines = String::from("All active members:");
     lines.push_str(&format!("\n{}: {} (you)", sanitize(&me.name), me.addr));
-    for member in others {
+    for member in &roster.others {
         lines.push_str(&format!("\n{}: {}", sanitize(&member.name), member.addr));
     }
     lines
 }
 
 /// The `/history` answer: the messages in send order, as message lines.
-pub fn history_lines(messages: &[ChatMessage], style: Style) -> String {
+pub fn history_lines(messages: &[ChatMessage], roster: &Roster, style: Style) -> String {
     if messages.is_empty() {
         return "No messages in the history yet.".to_owned();
     }
     let mut lines = format!("History ({} messages):", messages.len());
     for message in messages {
         lines.push('\n');
-        lines.push_str(&message_line(message, style));
+        lines.push_str(&message_line(message, roster, style, clock_time));
     }
     lines
 }
 
 /// The `/hooray` greeting, as everyone sees it: a rainbow in a terminal, a cheerful
 /// plain line otherwise.
-pub fn hooray_lines(from: &Member, sent_at_ms: i64, style: Style) -> String {
-    let name = sanitize(&from.name);
+pub fn hooray_lines(from: &Member, sent_at_ms: i64, roster: &Roster, style: Style) -> String {
+    let name = roster.label(&from.name, from.addr);
     let time = clock_time(sent_at_ms);
     if !style.colour {
         return format!("{time} 🎉 HOORAY! 🎉 {name} sends a cheer to everyone!");
@@ -179,9 +339,37 @@ pub fn unknown_command_line(command: &str) -> String {
     )
 }
 
-/// `Name (IP)`, for diagnostics that need to say exactly which member.
-pub fn member_label(name: &str, addr: Ipv4Addr) -> String {
-    format!("{} ({addr})", sanitize(name))
+/// Why a `/msg` was not sent, and what to type instead.
+pub fn recipient_problem_line(problem: &RecipientError, roster: &Roster) -> String {
+    match problem {
+        RecipientError::Usage => {
+            "Usage: /msg <member> <text>, where member is a name or an IP address.".to_owned()
+        }
+        RecipientError::Unknown(who) => {
+            let names: Vec<String> = roster
+                .others
+                .iter()
+                .map(|m| format!("{} ({})", sanitize(&m.name), m.addr))
+                .collect();
+            let known = if names.is_empty() {
+                "nobody else is connected".to_owned()
+            } else {
+                format!("members: {}", names.join(", "))
+            };
+            format!("No member called {}; {known}. Not sent.", sanitize(who))
+        }
+        RecipientError::Ambiguous(candidates) => {
+            let listed: Vec<String> = candidates
+                .iter()
+                .map(|m| format!("{} ({})", sanitize(&m.name), m.addr))
+                .collect();
+            format!(
+                "Several members are called that: {}. Use the address: /msg {} <text>. Not sent.",
+                listed.join(", "),
+                candidates.first().map_or(Ipv4Addr::UNSPECIFIED, |m| m.addr)
+            )
+        }
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +382,18 @@ mod tests {
             name: "Alex".into(),
             addr: Ipv4Addr::new(127, 0, 0, 2),
         }
+    }
+
+    fn member(name: &str, last_octet: u8) -> Member {
+        Member {
+            name: name.into(),
+            addr: Ipv4Addr::new(127, 0, 0, last_octet),
+        }
+    }
+
+    /// Seen by "Me" at 127.0.0.1, with Alex connected.
+    fn roster() -> Roster {
+        Roster::new(member("Me", 1), vec![alex()])
     }
 
     fn message(text: &str, sent_at_ms: i64) -> ChatMessage {
@@ -247,7 +447,12 @@ mod tests {
             .expect("a valid local time")
             .timestamp_millis();
         assert_eq!(
-            message_line(&message("Hello, it's ME!", sent_at_ms), Style::PLAIN),
+            message_line(
+                &message("Hello, it's ME!", sent_at_ms),
+                &roster(),
+                Style::PLAIN,
+                clock_time
+            ),
             "09:05:07 Alex: Hello, it's ME!"
         );
     }
@@ -256,7 +461,7 @@ mod tests {
     fn a_message_line_never_carries_an_escape_from_the_network() {
         let mut hostile = message("\x1b]0;pwned\x07", 0);
         hostile.sender_name = "Eve\x1b[31m".into();
-        let line = message_line(&hostile, Style::PLAIN);
+        let line = message_line(&hostile, &roster(), Style::PLAIN, clock_time);
         assert!(!line.contains('\x1b') && !line.contains('\x07'), "{line}");
     }
 
@@ -267,18 +472,20 @@ mod tests {
 
     #[test]
     fn join_and_leave_lines_match_the_contract() {
-        assert_eq!(joined_line(&alex(), Style::PLAIN), "Alex joined chat");
-        assert_eq!(left_line(&alex(), Style::PLAIN), "Alex left chat");
+        assert_eq!(
+            joined_line(&alex(), &roster(), Style::PLAIN),
+            "Alex joined chat"
+        );
+        assert_eq!(
+            left_line(&alex(), &roster(), Style::PLAIN),
+            "Alex left chat"
+        );
     }
 
     #[test]
     fn members_lists_you_first_and_marked() {
-        let bo = Member {
-            name: "Bo".into(),
-            addr: Ipv4Addr::new(127, 0, 0, 3),
-        };
         assert_eq!(
-            members_lines(&alex(), &[bo]),
+            members_lines(&Roster::new(alex(), vec![member("Bo", 3)])),
             "All active members:\nAlex: 127.0.0.2 (you)\nBo: 127.0.0.3"
         );
     }
@@ -286,15 +493,17 @@ mod tests {
     #[test]
     fn colour_only_when_asked_for() {
         let coloured = Style { colour: true };
-        assert!(joined_line(&alex(), coloured).contains("\x1b["));
-        assert!(!hooray_lines(&alex(), 0, Style::PLAIN).contains('\x1b'));
-        assert!(hooray_lines(&alex(), 0, coloured).contains("\x1b[1;91m"));
-        assert!(hooray_lines(&alex(), 0, Style::PLAIN).contains("Alex"));
+        let roster = roster();
+        assert!(joined_line(&alex(), &roster, coloured).contains("\x1b["));
+        assert!(!hooray_lines(&alex(), 0, &roster, Style::PLAIN).contains('\x1b'));
+        assert!(hooray_lines(&alex(), 0, &roster, coloured).contains("\x1b[1;91m"));
+        assert!(hooray_lines(&alex(), 0, &roster, Style::PLAIN).contains("Alex"));
     }
 
     #[test]
     fn history_is_printed_as_message_lines() {
-        let lines = history_lines(&[message("one", 0), message("two", 1000)], Style::PLAIN);
+        let messages = [message("one", 0), message("two", 1000)];
+        let lines = history_lines(&messages, &roster(), Style::PLAIN);
         let lines: Vec<&str> = lines.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[1].ends_with(" Alex: one"));
@@ -302,8 +511,102 @@ mod tests {
     }
 
     #[test]
-    fn the_banner_is_exactly_the_seven_known_lines() {
-        assert_eq!(BANNER.lines().count(), 7);
-        assert_eq!(BANNER.lines().next(), Some("👼Welcome to the chat!👼"));
+    fn the_banner_starts_with_the_seven_known_lines_then_one_per_added_command() {
+        let known = [
+            "👼Welcome to the chat!👼",
+            "Here are some tips for YOU:",
+            "‣ /members - Show all connected members",
+            "‣ /help - Show this message",
+            "‣ /hooray - Beautiful greeting message",
+            "‣ /history - Request history from members",
+            "‣ /exit - Leave chat",
+        ];
+        let lines: Vec<&str> = BANNER.lines().collect();
+        assert_eq!(lines[..7], known);
+        assert!(lines[7].starts_with("‣ /msg "));
+        assert!(lines[8].starts_with("‣ /name "));
+        assert_eq!(lines.len(), 9);
+    }
+
+    #[test]
+    fn members_who_share_a_name_are_told_apart_by_address() {
+        let roster = Roster::new(member("Alex", 1), vec![member("Alex", 2), member("Bo", 3)]);
+        assert_eq!(
+            roster.label("Alex", Ipv4Addr::new(127, 0, 0, 2)),
+            "Alex (127.0.0.2)"
+        );
+        assert_eq!(roster.label("Bo", Ipv4Addr::new(127, 0, 0, 3)), "Bo");
+        let line = joined_line(&member("Alex", 2), &roster, Style::PLAIN);
+        assert_eq!(line, "Alex (127.0.0.2) joined chat");
+    }
+
+    #[test]
+    fn a_member_keeps_one_colour_and_you_are_bold() {
+        let coloured = Style { colour: true };
+        let roster = roster();
+        let first = roster.painted("Alex", alex().addr, coloured);
+        assert_eq!(first, roster.painted("Alex", alex().addr, coloured));
+        assert!(first.starts_with("\x1b[1;3"), "{first:?}");
+        assert_eq!(
+            roster.painted("Me", Ipv4Addr::new(127, 0, 0, 1), coloured),
+            "\x1b[1mMe\x1b[0m"
+        );
+        let colours: std::collections::HashSet<String> = (1..=24)
+            .map(|i| roster.painted("x", Ipv4Addr::new(10, 0, 0, i), coloured))
+            .collect();
+        assert!(
+            colours.len() >= 4,
+            "neighbouring addresses should get varied colours"
+        );
+    }
+
+    #[test]
+    fn private_lines_are_marked_on_both_sides() {
+        let roster = roster();
+        let from_alex = private_line(
+            &alex(),
+            &member("Me", 1),
+            0,
+            "psst",
+            &roster,
+            Style::PLAIN,
+            clock_time,
+        );
+        assert!(from_alex.ends_with(" [private] Alex: psst"), "{from_alex}");
+        let to_alex = private_line(
+            &member("Me", 1),
+            &alex(),
+            0,
+            "psst",
+            &roster,
+            Style::PLAIN,
+            clock_time,
+        );
+        assert!(
+            to_alex.ends_with(" [private to Alex] Me: psst"),
+            "{to_alex}"
+        );
+    }
+
+    #[test]
+    fn a_rename_says_who_is_now_who() {
+        let line = renamed_line(alex().addr, "Alex", "Alexander", &roster(), Style::PLAIN);
+        assert_eq!(line, "Alex is now Alexander");
+    }
+
+    #[test]
+    fn log_lines_are_plain_and_carry_the_full_date() {
+        let sent_at_ms = Local
+            .with_ymd_and_hms(2026, 11, 25, 9, 5, 7)
+            .single()
+            .expect("a valid local time")
+            .timestamp_millis();
+        let line = log_line(&Event::Message(message("hi", sent_at_ms)), &roster(), 0);
+        assert_eq!(line.as_deref(), Some("2026-11-25 09:05:07 Alex: hi"));
+        let joined = log_line(&Event::Joined(alex()), &roster(), sent_at_ms);
+        assert_eq!(
+            joined.as_deref(),
+            Some("2026-11-25 09:05:07 Alex joined chat")
+        );
     }
 }

@@ -86,7 +86,7 @@ pub mod protocol;
 pub mod terminal;
 pub mod tuning;
 
-pub use node::{Config, Event, Member, Node, SendError, StartError};
+pub use node::{Config, Event, Member, Node, SendError, StartError, WireDirection};
 pub use protocol::ChatMessage;
 
 /// Prints a diagnostic to stderr, where it never mixes with the chat on stdout.

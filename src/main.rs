@@ -9,7 +9,7 @@ use p2pchat::cli::{self, Invocation, UsageError};
 
 fn main() -> ExitCode {
     match cli::parse(std::env::args_os().skip(1)) {
-        Ok(Invocation::Chat(config)) => p2pchat::terminal::run(config),
+        Ok(Invocation::Chat { config, log_file }) => p2pchat::terminal::run(config, log_file),
         Ok(Invocation::Help) => {
             println!("{}", cli::help());
             ExitCode::SUCCESS

@@ -39,8 +39,8 @@ use crate::protocol::{
     PROTOCOL_VERSION,
 };
 use crate::tuning::{
-    DEFAULT_PORT, EVENT_QUEUE_LEN, HISTORY_CAPACITY, HISTORY_REPLY_TIMEOUT, LEAVE_LINGER,
-    MAX_CLOCK_NUDGE_MS, MAX_CONNECTIONS,
+    DEFAULT_PORT, DEFAULT_ROOM, EVENT_QUEUE_LEN, HISTORY_CAPACITY, HISTORY_REPLY_TIMEOUT,
+    LEAVE_LINGER, MAX_CLOCK_NUDGE_MS, MAX_CONNECTIONS,
 };
 use crate::warn;
 
@@ -55,6 +55,12 @@ pub struct Config {
     pub port: u16,
     /// Where announcements are sent.
     pub broadcast: Ipv4Addr,
+    /// Members only connect to members of the same room, so several chats can share
+    /// one LAN and one port.
+    pub room: String,
+    /// Report every frame sent and received as an [`Event::Wire`] (for watching the
+    /// protocol at work; heartbeats included).
+    pub trace_frames: bool,
 }
 
 impl Config {
@@ -65,6 +71,8 @@ impl Config {
             name: name.into(),
             port: DEFAULT_PORT,
             broadcast: Ipv4Addr::BROADCAST,
+            room: DEFAULT_ROOM.to_owned(),
+            trace_frames: false,
         }
     }
 }
@@ -87,12 +95,39 @@ pub enum Event {
         from: Member,
         sent_at_ms: i64,
     },
+    /// A `/msg` between us and one other member: `from` or `to` is us.
+    Private {
+        from: Member,
+        to: Member,
+        sent_at_ms: i64,
+        text: String,
+    },
+    /// A member (or we) changed name.
+    Renamed {
+        addr: Ipv4Addr,
+        old: String,
+        new: String,
+    },
+    /// A frame crossed a connection (only with [`Config::trace_frames`]).
+    Wire {
+        peer: Ipv4Addr,
+        direction: WireDirection,
+        frame: Frame,
+    },
+}
+
+/// Which way an [`Event::Wire`] frame went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireDirection {
+    Sent,
+    Received,
 }
 
 /// Why a member could not start. The message says what to do about it.
 #[derive(Debug)]
 pub enum StartError {
     InvalidName(String),
+    InvalidRoom(String),
     NotAHostAddress(Ipv4Addr),
     AddressNotLocal(Ipv4Addr),
     HostInUse { host: Ipv4Addr, port: u16 },
@@ -105,6 +140,7 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidName(why) => write!(f, "invalid name: {why}"),
+            Self::InvalidRoom(why) => write!(f, "invalid room: {why}"),
             Self::NotAHostAddress(host) => write!(
                 f,
                 "{host} is not the address of one machine; give an IPv4 address of this \
@@ -146,6 +182,10 @@ pub enum SendError {
     TooLong { bytes: usize },
     /// [`Node::leave`] was called.
     Left,
+    /// `/msg` to an address that is not connected (any more).
+    NotAMember(Ipv4Addr),
+    /// `/name` with a name that breaks the rules; the text says which.
+    InvalidName(String),
 }
 
 impl fmt::Display for SendError {
@@ -157,6 +197,13 @@ impl fmt::Display for SendError {
                  {MAX_MESSAGE_BYTES}; split it into several lines"
             ),
             Self::Left => f.write_str("message not sent: you have left the chat"),
+            Self::NotAMember(addr) => {
+                write!(
+                    f,
+                    "message not sent: nobody at {addr} is connected (see /members)"
+                )
+            }
+            Self::InvalidName(why) => write!(f, "name not changed: {why}"),
         }
     }
 }
@@ -192,6 +239,7 @@ impl Node {
     /// [`EVENT_QUEUE_LEN`] are waiting, the connection threads wait for you.
     pub fn start(config: Config) -> Result<(Node, Receiver<Event>), StartError> {
         check_name(&config.name).map_err(StartError::InvalidName)?;
+        check_name(&config.room).map_err(StartError::InvalidRoom)?;
         let host = config.host;
         if host.is_unspecified() || host.is_broadcast() || host.is_multicast() {
             return Err(StartError::NotAHostAddress(host));
@@ -219,6 +267,7 @@ impl Node {
             listener_thread: Mutex::new(None),
             events: Mutex::new(Some(events)),
             latest_seen_ms: AtomicI64::new(i64::MIN),
+            name: Mutex::new(config.name.clone()),
             config,
         });
 
@@ -245,9 +294,14 @@ impl Node {
     /// This member, as others see it.
     pub fn me(&self) -> Member {
         Member {
-            name: self.shared.config.name.clone(),
+            name: self.shared.name(),
             addr: self.shared.config.host,
         }
+    }
+
+    /// The room this member chats in.
+    pub fn room(&self) -> &str {
+        &self.shared.config.room
     }
 
     /// Everyone else connected now, ordered by address.
@@ -273,7 +327,7 @@ impl Node {
                 instance: shared.instance,
                 seq: outgoing.last_seq,
             },
-            sender_name: shared.config.name.clone(),
+            sender_name: shared.name(),
             sent_at_ms: shared.send_time(),
             text: text.to_owned(),
         };
@@ -303,6 +357,58 @@ impl Node {
         Ok(())
     }
 
+    /// Sends a message to the member at `to` only, over the connection we already have
+    /// with it. It comes back as an [`Event::Private`], like the ones we receive.
+    /// Private messages are not kept in the log, so `/history` never hands them on.
+    pub fn send_private(&self, to: Ipv4Addr, text: &str) -> Result<(), SendError> {
+        if text.len() > MAX_MESSAGE_BYTES {
+            return Err(SendError::TooLong { bytes: text.len() });
+        }
+        let shared = &self.shared;
+        let outgoing = lock(&shared.outgoing);
+        if outgoing.left {
+            return Err(SendError::Left);
+        }
+        let Some(peer) = shared.peers().get(to).cloned() else {
+            return Err(SendError::NotAMember(to));
+        };
+        let sent_at_ms = shared.send_time();
+        let frame = Frame::Private {
+            sent_at_ms,
+            text: text.to_owned(),
+        };
+        shared
+            .send_frame(&peer.link, &frame)
+            .map_err(|_| SendError::NotAMember(to))?;
+        shared.emit(Event::Private {
+            from: self.me(),
+            to: peer.identity.member(),
+            sent_at_ms,
+            text: text.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Changes our name: everyone sees "Old is now New", and `/members` shows it.
+    pub fn rename(&self, new_name: &str) -> Result<(), SendError> {
+        check_name(new_name).map_err(SendError::InvalidName)?;
+        let shared = &self.shared;
+        let outgoing = lock(&shared.outgoing);
+        if outgoing.left {
+            return Err(SendError::Left);
+        }
+        let old = std::mem::replace(&mut *lock(&shared.name), new_name.to_owned());
+        shared.send_to_all(&Frame::Rename {
+            name: new_name.to_owned(),
+        });
+        shared.emit(Event::Renamed {
+            addr: shared.config.host,
+            old,
+            new: new_name.to_owned(),
+        });
+        Ok(())
+    }
+
     /// Asks every member for the messages it has seen, waits up to
     /// [`HISTORY_REPLY_TIMEOUT`] for the answers, merges them into our own log and
     /// returns the log: each message once, in send order.
@@ -319,7 +425,10 @@ impl Node {
             },
         );
         for (peer, link) in &links {
-            if link.send(&Frame::HistoryRequest { request }).is_err() {
+            if shared
+                .send_frame(link, &Frame::HistoryRequest { request })
+                .is_err()
+            {
                 shared.stop_waiting_for(peer.addr);
             }
         }
@@ -356,7 +465,7 @@ impl Node {
         outgoing.left = true;
         shared.leaving.store(true, Ordering::SeqCst);
         for (_, link) in shared.peers().links() {
-            if link.send(&Frame::Bye).is_ok() {
+            if shared.send_frame(&link, &Frame::Bye).is_ok() {
                 link.finish();
             }
         }
@@ -412,6 +521,8 @@ pub(crate) struct Shared {
     /// The latest send time of any chat message seen (sent or received), so that a
     /// reply is never stamped earlier than what it answers.
     latest_seen_ms: AtomicI64,
+    /// Our current name (`/name` changes it).
+    name: Mutex<String>,
 }
 
 /// What the sending side must keep consistent: message numbers, and "no message after
@@ -448,11 +559,20 @@ impl Shared {
         self.leaving.load(Ordering::SeqCst)
     }
 
+    pub(crate) fn name(&self) -> String {
+        lock(&self.name).clone()
+    }
+
+    pub(crate) fn room(&self) -> &str {
+        &self.config.room
+    }
+
     pub(crate) fn hello(&self) -> Frame {
         Frame::Hello {
             version: PROTOCOL_VERSION,
             instance: self.instance,
-            name: self.config.name.clone(),
+            name: self.name(),
+            room: self.config.room.clone(),
         }
     }
 
@@ -461,7 +581,26 @@ impl Shared {
             version: PROTOCOL_VERSION,
             tcp_port: self.config.port,
             instance: self.instance,
-            name: self.config.name.clone(),
+            name: self.name(),
+            room: self.config.room.clone(),
+        }
+    }
+
+    /// Writes one frame to one peer. Every frame we send goes through here, so that
+    /// [`Config::trace_frames`] can show all of them.
+    pub(crate) fn send_frame(&self, link: &Link, frame: &Frame) -> io::Result<()> {
+        self.trace(link.peer(), WireDirection::Sent, frame);
+        link.send(frame)
+    }
+
+    /// Reports a frame as an [`Event::Wire`], if asked to.
+    pub(crate) fn trace(&self, peer: Ipv4Addr, direction: WireDirection, frame: &Frame) {
+        if self.config.trace_frames {
+            self.emit(Event::Wire {
+                peer,
+                direction,
+                frame: frame.clone(),
+            });
         }
     }
 
@@ -508,7 +647,7 @@ impl Shared {
         let links = self.peers().links();
         for (_, link) in links {
             // A failed write closes that connection; its thread reports the departure.
-            let _ = link.send(frame);
+            let _ = self.send_frame(&link, frame);
         }
     }
 
@@ -557,8 +696,9 @@ impl Shared {
         }
     }
 
-    /// Acts on one frame received from `peer` (its hello is done).
-    pub(crate) fn handle_frame(&self, peer: &PeerIdentity, link: &Link, frame: Frame) {
+    /// Acts on one frame received from `peer` (its hello is done). A rename updates
+    /// `peer`, the connection thread's own record of who is at the other end.
+    pub(crate) fn handle_frame(&self, peer: &mut PeerIdentity, link: &Link, frame: Frame) {
         match frame {
             Frame::Chat {
                 seq,
@@ -587,14 +727,12 @@ impl Shared {
             Frame::HistoryRequest { request } => {
                 let messages = lock(&self.history).messages();
                 for message in messages {
-                    if link
-                        .send(&Frame::HistoryEntry { request, message })
-                        .is_err()
-                    {
+                    let entry = Frame::HistoryEntry { request, message };
+                    if self.send_frame(link, &entry).is_err() {
                         return;
                     }
                 }
-                let _ = link.send(&Frame::HistoryEnd { request });
+                let _ = self.send_frame(link, &Frame::HistoryEnd { request });
             }
             Frame::HistoryEntry { request, message } => {
                 let mut rounds = lock(&self.rounds);
@@ -611,6 +749,29 @@ impl Shared {
                     round.waiting_for.remove(&peer.addr);
                 }
                 self.rounds_changed.notify_all();
+            }
+            Frame::Private { sent_at_ms, text } => {
+                let me = Member {
+                    name: self.name(),
+                    addr: self.config.host,
+                };
+                self.emit(Event::Private {
+                    from: peer.member(),
+                    to: me,
+                    sent_at_ms,
+                    text,
+                });
+            }
+            Frame::Rename { name } => {
+                let old = std::mem::replace(&mut peer.name, name.clone());
+                self.peers().rename(peer.addr, peer.instance, &name);
+                if old != name {
+                    self.emit(Event::Renamed {
+                        addr: peer.addr,
+                        old,
+                        new: name,
+                    });
+                }
             }
             // A repeated hello changes nothing; heartbeats only prove the peer is alive
             // (the connection thread noted the time); a goodbye ends the connection
@@ -703,9 +864,10 @@ fn discover_members(shared: Arc<Shared>, discovery: Discovery) {
             }
             continue;
         }
-        // Every member of a chat uses one port; an announcement naming another port
-        // is not for this chat.
+        // Every member of a chat uses one port, and one room; an announcement naming
+        // another port or room is not for this chat.
         if announcement.tcp_port != shared.config.port
+            || announcement.room != shared.config.room
             || shared.peers().is_connected(addr, announcement.instance)
             || !redial.may_dial(addr, Instant::now())
             || !shared.peers().start_dialing(addr)

@@ -179,6 +179,15 @@ impl PeerMap {
         self.peers.get(&addr)
     }
 
+    /// Records a member's new name (`/name`), if it is still the same run of it.
+    pub fn rename(&mut self, addr: Ipv4Addr, instance: u64, name: &str) {
+        if let Some(peer) = self.peers.get_mut(&addr) {
+            if peer.identity.instance == instance {
+                peer.identity.name = name.to_owned();
+            }
+        }
+    }
+
     /// Marks `addr` as being dialed; false if it already is.
     pub fn start_dialing(&mut self, addr: Ipv4Addr) -> bool {
         self.dialing.insert(addr)

@@ -47,6 +47,9 @@ pub const MAX_NAME_CHARS: usize = 32;
 /// The most bytes a name may take on the wire: 32 characters of up to 4 UTF-8 bytes.
 pub const MAX_NAME_BYTES: usize = MAX_NAME_CHARS * 4;
 
+/// Room names follow the same rules as member names.
+pub const MAX_ROOM_BYTES: usize = MAX_NAME_BYTES;
+
 /// The largest announcement datagram accepted; a legal one is far smaller.
 pub const MAX_ANNOUNCEMENT_BYTES: usize = 512;
 
@@ -79,12 +82,14 @@ pub struct ChatMessage {
 /// One unit of conversation on a TCP connection between two members.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
-    /// The first frame each side sends: who I am. `instance` is chosen at random when
-    /// the program starts, so a restarted member is recognised as a new arrival.
+    /// The first frame each side sends: who I am, and in which room. `instance` is
+    /// chosen at random when the program starts, so a restarted member is recognised
+    /// as a new arrival.
     Hello {
         version: u8,
         instance: u64,
         name: String,
+        room: String,
     },
     /// A line of chat. `seq` counts the sender's messages from 1.
     Chat {
@@ -104,6 +109,10 @@ pub enum Frame {
     Heartbeat,
     /// "I am leaving the chat", the last frame a member sends before closing.
     Bye,
+    /// A message for the receiver of this frame only (`/msg`).
+    Private { sent_at_ms: i64, text: String },
+    /// "From now on, call me `name`" (`/name`).
+    Rename { name: String },
 }
 
 /// The UDP broadcast that says "I am here".
@@ -114,6 +123,8 @@ pub struct Announcement {
     pub tcp_port: u16,
     pub instance: u64,
     pub name: String,
+    /// Members only connect to members of the same room.
+    pub room: String,
 }
 
 /// Why bytes could not be decoded. Every variant means the peer is broken or hostile
@@ -174,6 +185,8 @@ const TYPE_HISTORY_ENTRY: u8 = 0x05;
 const TYPE_HISTORY_END: u8 = 0x06;
 const TYPE_HEARTBEAT: u8 = 0x07;
 const TYPE_BYE: u8 = 0x08;
+const TYPE_PRIVATE: u8 = 0x09;
+const TYPE_RENAME: u8 = 0x0a;
 
 impl Frame {
     /// The frame as bytes ready to write to a TCP stream, length prefix included.
@@ -187,11 +200,13 @@ impl Frame {
                 version,
                 instance,
                 name,
+                room,
             } => {
                 body.u8(TYPE_HELLO);
                 body.u8(*version);
                 body.u64(*instance);
                 body.text(name);
+                body.text(room);
             }
             Frame::Chat {
                 seq,
@@ -227,6 +242,15 @@ impl Frame {
             }
             Frame::Heartbeat => body.u8(TYPE_HEARTBEAT),
             Frame::Bye => body.u8(TYPE_BYE),
+            Frame::Private { sent_at_ms, text } => {
+                body.u8(TYPE_PRIVATE);
+                body.i64(*sent_at_ms);
+                body.text(text);
+            }
+            Frame::Rename { name } => {
+                body.u8(TYPE_RENAME);
+                body.text(name);
+            }
         }
         let body = body.into_bytes();
         let mut frame = Vec::with_capacity(LENGTH_PREFIX_BYTES + body.len());
@@ -272,6 +296,7 @@ fn decode_body(body: &[u8]) -> Result<Frame, DecodeError> {
             version: r.u8()?,
             instance: r.u64()?,
             name: r.text(MAX_NAME_BYTES)?,
+            room: r.text(MAX_ROOM_BYTES)?,
         },
         TYPE_CHAT => Frame::Chat {
             seq: r.u64()?,
@@ -307,6 +332,13 @@ fn decode_body(body: &[u8]) -> Result<Frame, DecodeError> {
         TYPE_HISTORY_END => Frame::HistoryEnd { request: r.u32()? },
         TYPE_HEARTBEAT => Frame::Heartbeat,
         TYPE_BYE => Frame::Bye,
+        TYPE_PRIVATE => Frame::Private {
+            sent_at_ms: r.i64()?,
+            text: r.text(MAX_MESSAGE_BYTES)?,
+        },
+        TYPE_RENAME => Frame::Rename {
+            name: r.text(MAX_NAME_BYTES)?,
+        },
         unknown => return Err(DecodeError::UnknownFrameType(unknown)),
     };
     r.finish()?;
@@ -322,6 +354,7 @@ impl Announcement {
         w.u16(self.tcp_port);
         w.u64(self.instance);
         w.text(&self.name);
+        w.text(&self.room);
         w.into_bytes()
     }
 
@@ -342,6 +375,7 @@ impl Announcement {
             tcp_port: r.u16()?,
             instance: r.u64()?,
             name: r.text(MAX_NAME_BYTES)?,
+            room: r.text(MAX_ROOM_BYTES)?,
         };
         r.finish()?;
         Ok(announcement)
@@ -465,6 +499,7 @@ mod tests {
                 version: PROTOCOL_VERSION,
                 instance: u64::MAX,
                 name: "Alex Ünïcode 😀".into(),
+                room: "lobby".into(),
             },
             Frame::Chat {
                 seq: 1,
@@ -485,6 +520,13 @@ mod tests {
             Frame::HistoryEnd { request: 7 },
             Frame::Heartbeat,
             Frame::Bye,
+            Frame::Private {
+                sent_at_ms: 5,
+                text: "just for you".into(),
+            },
+            Frame::Rename {
+                name: "Alexander".into(),
+            },
         ]
     }
 
@@ -589,12 +631,7 @@ mod tests {
 
     #[test]
     fn text_that_is_not_utf8_is_refused() {
-        let mut frame = Frame::Hello {
-            version: 1,
-            instance: 1,
-            name: "ab".into(),
-        }
-        .encode();
+        let mut frame = Frame::Rename { name: "ab".into() }.encode();
         let last = frame.len() - 1;
         frame[last] = 0xff;
         assert_eq!(decode_frame(&frame), Err(DecodeError::InvalidUtf8));
@@ -606,6 +643,7 @@ mod tests {
             version: 1,
             instance: 1,
             name: "n".repeat(MAX_NAME_BYTES + 1),
+            room: "lobby".into(),
         }
         .encode();
         assert_eq!(
@@ -623,6 +661,7 @@ mod tests {
             tcp_port: 24242,
             instance: 77,
             name: "Alex".into(),
+            room: "lobby".into(),
         };
         assert_eq!(
             Announcement::decode(&announcement.encode()),
@@ -645,8 +684,10 @@ mod tests {
                     version: 1,
                     instance: INSTANCE,
                     name: "Alex".into(),
+                    room: "lobby".into(),
                 },
-                "00 00 00 10 01 01 01 23 45 67 89 ab cd ef 00 04 41 6c 65 78",
+                "00 00 00 17 01 01 01 23 45 67 89 ab cd ef 00 04 41 6c 65 78 \
+                 00 05 6c 6f 62 62 79",
             ),
             (
                 Frame::Chat {
@@ -690,6 +731,19 @@ mod tests {
             ),
             (Frame::Heartbeat, "00 00 00 01 07"),
             (Frame::Bye, "00 00 00 01 08"),
+            (
+                Frame::Private {
+                    sent_at_ms: SENT_AT_MS,
+                    text: "psst".into(),
+                },
+                "00 00 00 0f 09 00 00 01 a2 12 0a 61 c0 00 04 70 73 73 74",
+            ),
+            (
+                Frame::Rename {
+                    name: "Alexander".into(),
+                },
+                "00 00 00 0c 0a 00 09 41 6c 65 78 61 6e 64 65 72",
+            ),
         ];
         for (frame, documented) in examples {
             let documented = documented.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -700,10 +754,11 @@ mod tests {
             tcp_port: 24242,
             instance: INSTANCE,
             name: "Alex".into(),
+            room: "lobby".into(),
         };
         assert_eq!(
             hex(&announcement.encode()),
-            "50 32 50 43 01 5e b2 01 23 45 67 89 ab cd ef 00 04 41 6c 65 78"
+            "50 32 50 43 01 5e b2 01 23 45 67 89 ab cd ef 00 04 41 6c 65 78 00 05 6c 6f 62 62 79"
         );
     }
 
@@ -750,7 +805,7 @@ mod tests {
             if bytes.len() >= 5 && rng.next() % 2 == 0 {
                 let body = (bytes.len() - 4) as u32;
                 bytes[..4].copy_from_slice(&body.to_be_bytes());
-                bytes[4] = (rng.next() % 10) as u8;
+                bytes[4] = (rng.next() % 12) as u8;
             }
             let _ = decode_frame(&bytes);
             let _ = Announcement::decode(&bytes);

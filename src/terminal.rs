@@ -5,7 +5,8 @@
 //! * the **stdin thread** (the program's main thread) reads what the user types and
 //!   acts on it;
 //! * the **printer thread** prints the node's events as they arrive, so a message from
-//!   a peer appears while the user is still typing.
+//!   a peer appears while the user is still typing, and appends them to the log file
+//!   if there is one.
 //!
 //! Each line (or block of lines) is written by [`print_lines`] in one locked write, so
 //! lines from the two threads never mix.
@@ -17,19 +18,29 @@
 //! main thread is blocked reading stdin, so the signal handler (which `ctrlc` runs on a
 //! thread of its own) leaves and exits the process itself.
 
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::commands::{self, Command};
-use crate::display::{self, Style};
+use crate::display::{self, Roster, Style};
 use crate::node::{Config, Event, Node};
 use crate::tuning::PRINTER_DRAIN_TIMEOUT;
 use crate::warn;
 
 /// Runs the chat until the user leaves. Returns the process's exit status.
-pub fn run(config: Config) -> ExitCode {
+pub fn run(config: Config, log_file: Option<PathBuf>) -> ExitCode {
+    // Open the log before joining, so a mistyped path is reported before anyone sees us.
+    let log = match log_file.map(|path| open_log(&path)).transpose() {
+        Ok(log) => log,
+        Err(message) => {
+            eprintln!("p2pchat: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (node, events) = match Node::start(config) {
         Ok(started) => started,
         Err(e) => {
@@ -54,12 +65,11 @@ pub fn run(config: Config) -> ExitCode {
     }
 
     print_lines(display::BANNER);
+    let printer_node = node.clone();
     let printer = std::thread::Builder::new()
         .name("printer".into())
         .spawn(move || {
-            for event in events {
-                print_lines(&event_lines(&event, style));
-            }
+            print_events(&printer_node, events, style, log);
             drop(printing);
         });
     if let Err(e) = printer {
@@ -73,12 +83,42 @@ pub fn run(config: Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Opens (creating if needed) the log file for appending. Every line is one `write`
+/// on an unbuffered `File`, so it is in the kernel's hands at once: a killed process
+/// loses nothing it logged.
+fn open_log(path: &PathBuf) -> Result<File, String> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))
+}
+
 /// Leaves the chat, then waits for the printer to show every event that arrived
 /// before the goodbye, but not forever: stdout may be a pipe that nobody reads.
 fn leave(node: &Node, printer_done: &Mutex<Receiver<()>>) {
     node.leave();
     let printer_done = printer_done.lock().unwrap_or_else(PoisonError::into_inner);
     let _ = printer_done.recv_timeout(PRINTER_DRAIN_TIMEOUT);
+}
+
+/// The printer thread: every event, on screen and in the log, until the node leaves.
+fn print_events(node: &Node, events: Receiver<Event>, style: Style, mut log: Option<File>) {
+    for event in events {
+        let roster = roster(node);
+        if let Some(lines) = display::event_lines(&event, &roster, style) {
+            print_lines(&lines);
+        }
+        let logged = log
+            .as_mut()
+            .zip(display::log_line(&event, &roster, now_ms()));
+        if let Some((file, line)) = logged {
+            if let Err(e) = writeln!(file, "{line}") {
+                warn!("cannot write to the log file, no longer logging: {e}");
+                log = None;
+            }
+        }
+    }
 }
 
 /// The stdin loop: one typed line at a time, until `/exit` or the end of input.
@@ -100,25 +140,49 @@ fn read_commands(node: &Node, style: Style) {
         // U+FFFD rather than an error. Drop the line ending (\n or \r\n).
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\n', '\r']);
-        match commands::parse(text) {
-            Command::Say(message) => {
-                if let Err(e) = node.send(message) {
-                    print_lines(&e.to_string());
-                }
+        let outcome = match commands::parse(text) {
+            Command::Say(message) => node.send(message),
+            Command::Members => {
+                print_lines(&display::members_lines(&roster(node)));
+                Ok(())
             }
-            Command::Members => print_lines(&display::members_lines(&node.me(), &node.members())),
-            Command::Help => print_lines(display::BANNER),
-            Command::Hooray => {
-                if let Err(e) = node.hooray() {
-                    print_lines(&e.to_string());
-                }
+            Command::Help => {
+                print_lines(display::BANNER);
+                Ok(())
             }
-            Command::History => print_lines(&display::history_lines(&node.history(), style)),
+            Command::Hooray => node.hooray(),
+            Command::History => {
+                let history = node.history();
+                print_lines(&display::history_lines(&history, &roster(node), style));
+                Ok(())
+            }
+            Command::Msg(argument) => match commands::recipient(argument, &node.members()) {
+                Ok((member, message)) => node.send_private(member.addr, message),
+                Err(problem) => {
+                    print_lines(&display::recipient_problem_line(&problem, &roster(node)));
+                    Ok(())
+                }
+            },
+            Command::Name(new_name) => node.rename(new_name),
             Command::Exit => return,
-            Command::Unknown(word) => print_lines(&display::unknown_command_line(word)),
-            Command::Nothing => {}
+            Command::Unknown(word) => {
+                print_lines(&display::unknown_command_line(word));
+                Ok(())
+            }
+            Command::Nothing => Ok(()),
+        };
+        if let Err(e) = outcome {
+            print_lines(&e.to_string());
         }
     }
+}
+
+fn roster(node: &Node) -> Roster {
+    Roster::new(node.me(), node.members())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// Prints one or more lines in one write, holding stdout's lock so that lines from the
@@ -127,13 +191,4 @@ fn read_commands(node: &Node, style: Style) {
 fn print_lines(lines: &str) {
     let mut stdout = io::stdout().lock();
     let _ = writeln!(stdout, "{lines}");
-}
-
-fn event_lines(event: &Event, style: Style) -> String {
-    match event {
-        Event::Joined(member) => display::joined_line(member, style),
-        Event::Left(member) => display::left_line(member, style),
-        Event::Message(message) => display::message_line(message, style),
-        Event::Hooray { from, sent_at_ms } => display::hooray_lines(from, *sent_at_ms, style),
-    }
 }

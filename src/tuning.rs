@@ -12,6 +12,10 @@ use std::time::Duration;
 /// with the source port of some outgoing connection.
 pub const DEFAULT_PORT: u16 = 24242;
 
+/// The room a member joins when `--room` is not given. Members of different rooms
+/// never connect, so a class of twenty groups can run twenty chats on one LAN.
+pub const DEFAULT_ROOM: &str = "lobby";
+
 /// When a member announces itself after starting, counted from its start. Broadcasts
 /// are not acknowledged and a busy Wi-Fi drops some, so one is not enough; three within
 /// the first second make a lost start-up announcement rare without flooding anyone.
