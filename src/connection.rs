@@ -295,32 +295,51 @@ fn run(
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let mut reader = FrameReader::new(stream.try_clone()?);
     let link = Arc::new(Link::new(direction, peer_addr, stream)?);
+    // Registered for its whole life, so that leaving can close it whatever state it
+    // is in; whichever way `serve` ends, the socket is then closed and forgotten.
+    shared.peers().open(&link);
+    let served = serve(shared, &mut reader, &link);
+    link.close();
+    shared.peers().forget(&link);
+    served
+}
 
+/// Hello, admission, then frames until the end.
+fn serve(
+    shared: &Arc<Shared>,
+    reader: &mut FrameReader,
+    link: &Arc<Link>,
+) -> Result<(), ConnectionError> {
     // The dialer speaks first; the acceptor answers only once it has installed the
     // connection (see the PeerMap's rule 3 for why the order matters).
     let my_hello = shared.hello();
-    if direction == Direction::Outbound {
-        shared.send_frame(&link, &my_hello)?;
+    if link.direction() == Direction::Outbound {
+        shared.send_frame(link, &my_hello)?;
     }
-    let mut identity = read_hello(shared, &mut reader, peer_addr)?;
+    let mut identity = read_hello(shared, reader, link.peer())?;
 
-    let keep_reading = match shared.admit(identity.clone(), link.clone()) {
-        Admission::Surplus { close_new: true } => {
+    match shared.admit(identity.clone(), link.clone()) {
+        Admission::Surplus { close_new: true } | Admission::Closed => {
             // Say why before closing, so the dialer knows this is not a failure.
-            let _ = shared.send_frame(&link, &Frame::Bye);
-            link.close();
+            let _ = shared.send_frame(link, &Frame::Bye);
             return Ok(());
         }
-        Admission::Surplus { close_new: false } => true,
-        Admission::Joined | Admission::Replaced { .. } | Admission::Restarted { .. } => true,
-    };
-    if direction == Direction::Inbound && keep_reading {
-        shared.send_frame(&link, &my_hello)?;
+        Admission::Surplus { close_new: false }
+        | Admission::Joined
+        | Admission::Replaced { .. }
+        | Admission::Restarted { .. } => {}
     }
-
-    let ended = read_frames(shared, &mut reader, &link, &mut identity);
+    let mut ended = Ok(());
+    if link.direction() == Direction::Inbound {
+        ended = shared
+            .send_frame(link, &my_hello)
+            .map_err(ConnectionError::from);
+    }
+    if ended.is_ok() {
+        ended = read_frames(shared, reader, link, &mut identity);
+    }
     link.close();
-    shared.connection_closed(&identity, &link);
+    shared.connection_closed(&identity, link);
     ended
 }
 
@@ -394,7 +413,10 @@ fn read_frames(
     peer: &mut PeerIdentity,
 ) -> Result<(), ConnectionError> {
     let mut last_heard = Instant::now();
+    // Heartbeats start at once: the first is the dialer's confirmation that it
+    // installed the connection (see `PeerMap::announce`).
     let mut next_heartbeat = Instant::now();
+    let mut confirmed = link.direction() == Direction::Outbound;
     loop {
         // Sleep in `read` until a frame arrives or our next heartbeat is due, whichever
         // comes first: no polling, and heartbeats leave on time even while frames flow.
@@ -403,6 +425,10 @@ fn read_frames(
             Received::Frame(Frame::Bye) | Received::End => return Ok(()),
             Received::Frame(frame) => {
                 last_heard = Instant::now();
+                if !confirmed {
+                    confirmed = true;
+                    shared.confirm(peer, link);
+                }
                 shared.trace(peer.addr, WireDirection::Received, &frame);
                 shared.handle_frame(peer, link, frame);
             }

@@ -33,7 +33,7 @@ use crate::connection::{self, Link, until};
 use crate::discovery::{AnnounceSchedule, BindError, Discovery, RedialLimiter};
 use crate::display::sanitize;
 use crate::history::History;
-use crate::peers::{Admission, PeerIdentity, PeerMap};
+use crate::peers::{Admission, Direction, PeerIdentity, PeerMap};
 use crate::protocol::{
     Announcement, ChatMessage, Frame, MAX_MESSAGE_BYTES, MAX_NAME_CHARS, MessageId,
     PROTOCOL_VERSION,
@@ -464,7 +464,8 @@ impl Node {
         }
         outgoing.left = true;
         shared.leaving.store(true, Ordering::SeqCst);
-        for (_, link) in shared.peers().links() {
+        let links = shared.peers().close();
+        for (_, link) in links {
             if shared.send_frame(&link, &Frame::Bye).is_ok() {
                 link.finish();
             }
@@ -480,9 +481,11 @@ impl Node {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        let lingering = peers.links();
+        // Whatever is still open (a peer that did not answer in time, a connection
+        // still saying hello) is closed now.
+        let lingering = peers.open_links();
         drop(peers);
-        for (_, link) in lingering {
+        for link in lingering {
             link.close();
         }
         // The listener thread is blocked in accept(): a connection wakes it, and it
@@ -666,23 +669,46 @@ impl Shared {
 
     /// A connection finished its hello: install it (or not) and tell the front end.
     pub(crate) fn admit(&self, identity: PeerIdentity, link: Arc<Link>) -> Admission {
-        let admission = self.peers().admit(identity.clone(), link);
+        let (admission, joined) = {
+            let mut peers = self.peers();
+            let admission = peers.admit(identity.clone(), link.clone());
+            // The dialer has the acceptor's hello: the acceptor installed it too.
+            let joined = match link.direction() {
+                Direction::Outbound => peers.announce(identity.addr, &link),
+                Direction::Inbound => None,
+            };
+            (admission, joined)
+        };
         self.peers_changed.notify_all();
         match &admission {
-            Admission::Joined => self.emit(Event::Joined(identity.member())),
+            Admission::Joined | Admission::Surplus { .. } | Admission::Closed => {}
             Admission::Replaced { old, close_old } => {
+                // Half-close: the peer still gets to send what it had in flight on the
+                // old connection, and closes it when it reads our end of stream.
                 if *close_old {
-                    old.close();
+                    old.finish();
                 }
             }
             Admission::Restarted { old } => {
                 old.link.close();
-                self.emit(Event::Left(old.identity.member()));
-                self.emit(Event::Joined(identity.member()));
+                if old.announced {
+                    self.emit(Event::Left(old.identity.member()));
+                }
             }
-            Admission::Surplus { .. } => {}
+        }
+        if let Some(member) = joined {
+            self.emit(Event::Joined(member));
         }
         admission
+    }
+
+    /// The dialer of an inbound connection sent its first frame after the hello: it
+    /// has installed the connection, so the member has joined.
+    pub(crate) fn confirm(&self, peer: &PeerIdentity, link: &Link) {
+        let joined = self.peers().announce(peer.addr, link);
+        if let Some(member) = joined {
+            self.emit(Event::Joined(member));
+        }
     }
 
     /// A connection's thread is ending. If it was the member's installed connection,
@@ -692,7 +718,9 @@ impl Shared {
         self.peers_changed.notify_all();
         if let Some(peer) = removed {
             self.stop_waiting_for(peer.identity.addr);
-            self.emit(Event::Left(peer.identity.member()));
+            if peer.announced {
+                self.emit(Event::Left(peer.identity.member()));
+            }
         }
     }
 
@@ -868,9 +896,8 @@ fn discover_members(shared: Arc<Shared>, discovery: Discovery) {
         // another port or room is not for this chat.
         if announcement.tcp_port != shared.config.port
             || announcement.room != shared.config.room
-            || shared.peers().is_connected(addr, announcement.instance)
             || !redial.may_dial(addr, Instant::now())
-            || !shared.peers().start_dialing(addr)
+            || !shared.peers().start_dialing(addr, announcement.instance)
         {
             continue;
         }

@@ -25,6 +25,14 @@
 //! arrives at the higher member, the loser is no longer its current connection, and
 //! its end is not a departure.
 //!
+//! In practice the lower member makes the swap itself rare: while its own connection to
+//! the higher member is on its way, it declines the higher member's (rule 1 says its own
+//! will win anyway). And since "am I connected or already dialing?" and "then I am
+//! dialing now" are one step under the lock ([`PeerMap::start_dialing`]), a member either
+//! has accepted the other's connection before it would dial, or it dials and declines
+//! the other's. Either way the pair never carries messages on two connections at once,
+//! so none can be lost or reordered between them.
+//!
 //! A member that restarts comes back at the same address with a new `instance`
 //! (chosen at random at start-up): its old connection is dead even if TCP has not
 //! noticed yet, so the new one replaces it, and the old member is shown to leave.
@@ -67,6 +75,19 @@ impl PeerIdentity {
 pub struct Peer {
     pub identity: PeerIdentity,
     pub link: Arc<Link>,
+    /// Whether "joined" was shown for this member (see [`PeerMap::announce`]); only a
+    /// member announced as joined is announced as leaving.
+    pub announced: bool,
+}
+
+impl Peer {
+    fn new(identity: PeerIdentity, link: Arc<Link>) -> Peer {
+        Peer {
+            identity,
+            link,
+            announced: false,
+        }
+    }
 }
 
 /// What happened when a connection finished its hello.
@@ -82,6 +103,8 @@ pub enum Admission {
     /// Same member, worse connection: keep the installed one. `close_new` tells
     /// whether we close the new one, or keep reading it until the peer closes it.
     Surplus { close_new: bool },
+    /// We are leaving: the connection must be told goodbye and closed.
+    Closed,
 }
 
 /// The decision behind [`PeerMap::admit`], kept pure so it can be tested on its own.
@@ -118,6 +141,11 @@ pub struct PeerMap {
     /// Addresses we have an outbound connection thread for (dialing, saying hello or
     /// connected), so an announcement heard twice does not start a second one.
     dialing: HashSet<Ipv4Addr>,
+    /// Set when we leave: nothing is installed or dialed after that.
+    closed: bool,
+    /// Every connection that has a thread, installed or not (still saying hello, or a
+    /// surplus one), by link id: what leaving must close.
+    open: HashMap<u64, Arc<Link>>,
 }
 
 impl PeerMap {
@@ -126,19 +154,45 @@ impl PeerMap {
             me,
             peers: HashMap::new(),
             dialing: HashSet::new(),
+            closed: false,
+            open: HashMap::new(),
         }
+    }
+
+    /// Notes a connection that now has a thread.
+    pub fn open(&mut self, link: &Arc<Link>) {
+        self.open.insert(link.id(), link.clone());
+    }
+
+    /// Forgets a connection whose thread is ending.
+    pub fn forget(&mut self, link: &Link) {
+        self.open.remove(&link.id());
+    }
+
+    /// Every connection that still has a thread.
+    pub fn open_links(&self) -> Vec<Arc<Link>> {
+        self.open.values().cloned().collect()
     }
 
     /// Installs a connection whose hello exchange just completed, or decides not to.
     pub fn admit(&mut self, identity: PeerIdentity, link: Arc<Link>) -> Admission {
+        if self.closed {
+            return Admission::Closed;
+        }
         let addr = identity.addr;
         let i_close_losers = self.me < addr;
         let Some(installed) = self.peers.get(&addr) else {
-            self.peers.insert(addr, Peer { identity, link });
+            let our_winner_is_coming = i_close_losers
+                && link.direction() == Direction::Inbound
+                && self.dialing.contains(&addr);
+            if our_winner_is_coming {
+                return Admission::Surplus { close_new: true };
+            }
+            self.peers.insert(addr, Peer::new(identity, link));
             return Admission::Joined;
         };
         if installed.identity.instance != identity.instance {
-            let old = self.peers.insert(addr, Peer { identity, link });
+            let old = self.peers.insert(addr, Peer::new(identity, link));
             return match old {
                 Some(old) => Admission::Restarted { old },
                 None => Admission::Joined,
@@ -147,7 +201,15 @@ impl PeerMap {
         match decide(self.me, addr, installed.link.direction(), link.direction()) {
             Decision::Install => {
                 let old = installed.link.clone();
-                self.peers.insert(addr, Peer { identity, link });
+                let announced = installed.announced;
+                self.peers.insert(
+                    addr,
+                    Peer {
+                        identity,
+                        link,
+                        announced,
+                    },
+                );
                 Admission::Replaced {
                     old,
                     close_old: i_close_losers,
@@ -168,15 +230,25 @@ impl PeerMap {
         }
     }
 
-    /// True when `addr` is connected and is the run of the program with `instance`.
-    pub fn is_connected(&self, addr: Ipv4Addr, instance: u64) -> bool {
-        self.peers
-            .get(&addr)
-            .is_some_and(|peer| peer.identity.instance == instance)
-    }
-
     pub fn get(&self, addr: Ipv4Addr) -> Option<&Peer> {
         self.peers.get(&addr)
+    }
+
+    /// Marks the member at `addr` as shown to have joined, if `link` is its installed
+    /// connection and that was not done yet; returns the member to show.
+    ///
+    /// The dialer announces a member when the acceptor's hello arrives (the acceptor
+    /// has installed the connection by then). The acceptor waits for the dialer's
+    /// first frame after the hello: a dialer that was leaving, or found a better
+    /// connection meanwhile, answers with a goodbye instead, and then nobody is shown
+    /// to join and leave again for a connection that never really carried the chat.
+    pub fn announce(&mut self, addr: Ipv4Addr, link: &Link) -> Option<Member> {
+        let peer = self.peers.get_mut(&addr)?;
+        if peer.link.id() != link.id() || peer.announced {
+            return None;
+        }
+        peer.announced = true;
+        Some(peer.identity.member())
     }
 
     /// Records a member's new name (`/name`), if it is still the same run of it.
@@ -188,9 +260,22 @@ impl PeerMap {
         }
     }
 
-    /// Marks `addr` as being dialed; false if it already is.
-    pub fn start_dialing(&mut self, addr: Ipv4Addr) -> bool {
-        self.dialing.insert(addr)
+    /// Marks `addr` as being dialed, unless we are connected to that run of it
+    /// (`instance`), are dialing it already, or are leaving; returns whether to dial.
+    pub fn start_dialing(&mut self, addr: Ipv4Addr, instance: u64) -> bool {
+        let connected = self
+            .peers
+            .get(&addr)
+            .is_some_and(|peer| peer.identity.instance == instance);
+        !self.closed && !connected && self.dialing.insert(addr)
+    }
+
+    /// Stops accepting and dialing (we are leaving), and returns the installed
+    /// connections, to say goodbye on. Done in one step under the lock, so every
+    /// connection is either in this list or refused by [`PeerMap::admit`].
+    pub fn close(&mut self) -> Vec<(PeerIdentity, Arc<Link>)> {
+        self.closed = true;
+        self.links()
     }
 
     pub fn stop_dialing(&mut self, addr: Ipv4Addr) {
@@ -205,9 +290,14 @@ impl PeerMap {
             .collect()
     }
 
-    /// Every connected member, ordered by address.
+    /// Every member shown to have joined, ordered by address.
     pub fn members(&self) -> Vec<Member> {
-        let mut members: Vec<Member> = self.peers.values().map(|p| p.identity.member()).collect();
+        let mut members: Vec<Member> = self
+            .peers
+            .values()
+            .filter(|peer| peer.announced)
+            .map(|peer| peer.identity.member())
+            .collect();
         members.sort_by_key(|member| member.addr);
         members
     }
