@@ -30,6 +30,14 @@ pub enum Command<'a> {
 
 /// Reads one line of input (without its line ending).
 ///
+/// ```
+/// use p2pchat::commands::{parse, Command};
+/// assert_eq!(parse("/members"), Command::Members);
+/// assert_eq!(parse("/msg Bo hi"), Command::Msg("Bo hi"));
+/// assert_eq!(parse("hello /members"), Command::Say("hello /members"));
+/// assert_eq!(parse("/membres"), Command::Unknown("/membres"));
+/// ```
+///
 /// `/msg` and `/name` take the rest of the line; the other commands take no
 /// arguments and ignore any, so `/exit now` leaves like `/exit`. Surrounding white
 /// space is ignored for commands, but a message is sent exactly as typed.

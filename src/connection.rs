@@ -6,7 +6,7 @@
 //! A TCP socket can be read and written at the same time from different threads.
 //! `TcpStream::try_clone` gives a second handle to the *same* socket (a `dup` of the
 //! file descriptor): the connection's own thread keeps one for reading, in a
-//! [`FrameReader`], and the rest of the program writes through a [`Link`], which holds
+//! `FrameReader`, and the rest of the program writes through a [`Link`], which holds
 //! the other behind a mutex so that two threads never interleave the bytes of two frames.
 //!
 //! ## Timeouts instead of extra threads

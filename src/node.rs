@@ -10,7 +10,7 @@
 //! | one per connection| listener/discovery| `read` (with timeout)    | the connection closes         |
 //! | yours             | you               | whatever you like        | you call `leave`              |
 //!
-//! They share one [`Shared`] through an `Arc`. What they report (a member joined, a
+//! They share one `Shared` through an `Arc`. What they report (a member joined, a
 //! message arrived) goes to the [`Event`] channel returned by `start`; the terminal
 //! prints events, a bot answers them, a test checks them.
 //!
@@ -228,6 +228,40 @@ pub fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// A running member. Cheap to clone: every clone drives the same member.
+///
+/// Two members on one machine, each on its own loopback address, find each other and
+/// chat (this example runs as a test):
+///
+/// ```
+/// use std::net::Ipv4Addr;
+/// use std::time::Duration;
+/// use p2pchat::{Config, Event, Node};
+///
+/// let config = |last: u8, name: &str| Config {
+///     port: 24281, // all members of one chat share a port
+///     ..Config::new(Ipv4Addr::new(127, 0, 81, last), name)
+/// };
+/// let (alex, alex_events) = Node::start(config(1, "Alex"))?;
+/// let (bo, bo_events) = Node::start(config(2, "Bo"))?;
+///
+/// // Each learns of the other from its UDP announcement, then a TCP connection.
+/// let wait = Duration::from_secs(20);
+/// assert_eq!(bo_events.recv_timeout(wait)?, Event::Joined(alex.me()));
+/// assert_eq!(alex_events.recv_timeout(wait)?, Event::Joined(bo.me()));
+///
+/// alex.send("Hello, it's ME!")?;
+/// match bo_events.recv_timeout(wait)? {
+///     Event::Message(message) => {
+///         assert_eq!((message.sender_name.as_str(), message.text.as_str()), ("Alex", "Hello, it's ME!"));
+///     }
+///     other => panic!("expected a message, got {other:?}"),
+/// }
+///
+/// alex.leave();
+/// assert_eq!(bo_events.recv_timeout(wait)?, Event::Left(alex.me()));
+/// bo.leave();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Node {
     shared: Arc<Shared>,
@@ -237,6 +271,16 @@ impl Node {
     /// Opens the sockets, starts the threads and announces the member to the LAN.
     /// Events arrive on the returned channel until [`Node::leave`]. Read them: when
     /// [`EVENT_QUEUE_LEN`] are waiting, the connection threads wait for you.
+    ///
+    /// Fails with a [`StartError`] whose message says what to do, for example when
+    /// the address is not one of this machine's:
+    ///
+    /// ```
+    /// use p2pchat::{Config, Node, StartError};
+    /// // 198.18.0.0/15 is reserved for network tests: no machine here has it.
+    /// let config = Config::new([198, 18, 200, 1].into(), "Alex");
+    /// assert!(matches!(Node::start(config), Err(StartError::AddressNotLocal(_))));
+    /// ```
     pub fn start(config: Config) -> Result<(Node, Receiver<Event>), StartError> {
         check_name(&config.name).map_err(StartError::InvalidName)?;
         check_name(&config.room).map_err(StartError::InvalidRoom)?;
@@ -360,6 +404,14 @@ impl Node {
     /// Sends a message to the member at `to` only, over the connection we already have
     /// with it. It comes back as an [`Event::Private`], like the ones we receive.
     /// Private messages are not kept in the log, so `/history` never hands them on.
+    ///
+    /// ```no_run
+    /// # let (node, _events) = p2pchat::Node::start(p2pchat::Config::new([127, 0, 0, 1].into(), "Alex"))?;
+    /// if let Some(bo) = node.members().into_iter().find(|m| m.name == "Bo") {
+    ///     node.send_private(bo.addr, "see you at lunch?")?;
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_private(&self, to: Ipv4Addr, text: &str) -> Result<(), SendError> {
         if text.len() > MAX_MESSAGE_BYTES {
             return Err(SendError::TooLong { bytes: text.len() });
@@ -390,6 +442,13 @@ impl Node {
     }
 
     /// Changes our name: everyone sees "Old is now New", and `/members` shows it.
+    ///
+    /// ```no_run
+    /// # let (node, _events) = p2pchat::Node::start(p2pchat::Config::new([127, 0, 0, 1].into(), "Alex"))?;
+    /// node.rename("Alexander")?;
+    /// assert_eq!(node.me().name, "Alexander");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn rename(&self, new_name: &str) -> Result<(), SendError> {
         check_name(new_name).map_err(SendError::InvalidName)?;
         let shared = &self.shared;
@@ -412,6 +471,14 @@ impl Node {
     /// Asks every member for the messages it has seen, waits up to
     /// [`HISTORY_REPLY_TIMEOUT`] for the answers, merges them into our own log and
     /// returns the log: each message once, in send order.
+    ///
+    /// ```no_run
+    /// # let (node, _events) = p2pchat::Node::start(p2pchat::Config::new([127, 0, 0, 1].into(), "Alex"))?;
+    /// for message in node.history() {
+    ///     println!("{}: {}", message.sender_name, message.text);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn history(&self) -> Vec<ChatMessage> {
         let shared = &self.shared;
         let request = shared.next_request.fetch_add(1, Ordering::Relaxed);

@@ -262,6 +262,14 @@ impl Frame {
 
 /// Looks for one whole frame at the start of `buffer`.
 ///
+/// ```
+/// use p2pchat::protocol::{decode_frame, Frame};
+/// let bytes = Frame::Heartbeat.encode();
+/// assert_eq!(bytes, [0, 0, 0, 1, 0x07]); // length 1, type 07
+/// assert_eq!(decode_frame(&bytes[..3]), Ok(None)); // not all there yet: read more
+/// assert_eq!(decode_frame(&bytes), Ok(Some((Frame::Heartbeat, 5))));
+/// ```
+///
 /// * `Ok(Some((frame, used)))`: a frame, and how many bytes of `buffer` it took.
 /// * `Ok(None)`: the frame is not complete yet; read more bytes and call again.
 /// * `Err(_)`: the bytes can never become a valid frame; close the connection.

@@ -8,7 +8,7 @@
 //!   a peer appears while the user is still typing, and appends them to the log file
 //!   if there is one.
 //!
-//! Each line (or block of lines) is written by [`print_lines`] in one locked write, so
+//! Each line (or block of lines) is written by `print_lines` in one locked write, so
 //! lines from the two threads never mix.
 //!
 //! Leaving happens in one of three ways, all ending in [`Node::leave`] (which sends the
