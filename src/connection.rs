@@ -5,9 +5,12 @@
 //!
 //! A TCP socket can be read and written at the same time from different threads.
 //! `TcpStream::try_clone` gives a second handle to the *same* socket (a `dup` of the
-//! file descriptor): the connection's own thread keeps one for reading, in a
-//! `FrameReader`, and the rest of the program writes through a [`Link`], which holds
-//! the other behind a mutex so that two threads never interleave the bytes of two frames.
+//! file descriptor): the connection's own thread reads through the first, in a
+//! `FrameReader`, and the rest of the program writes through the clone, held by a
+//! [`Link`] behind a mutex so that two threads never interleave the bytes of two frames.
+//! The first handle is shared (an `Arc`, not another `dup`) with the `Link` too, so any
+//! thread can shut the socket down without waiting for that mutex: two file
+//! descriptors per connection.
 //!
 //! ## Timeouts instead of extra threads
 //!
@@ -42,8 +45,8 @@ use crate::node::{Shared, WireDirection};
 use crate::peers::{Admission, Direction, PeerIdentity};
 use crate::protocol::{DecodeError, Frame, PROTOCOL_VERSION, decode_frame};
 use crate::tuning::{
-    CONNECT_TIMEOUT, CONNECTION_THREAD_STACK_BYTES, HANDSHAKE_TIMEOUT, HEARTBEAT_INTERVAL,
-    PEER_TIMEOUT, WRITE_TIMEOUT,
+    CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, HEARTBEAT_INTERVAL, PEER_TIMEOUT, THREAD_STACK_BYTES,
+    WRITE_TIMEOUT,
 };
 use crate::warn;
 
@@ -53,22 +56,23 @@ pub struct Link {
     direction: Direction,
     /// The peer's address, for tracing and for diagnostics.
     peer: Ipv4Addr,
-    /// Writes go through the mutex, one whole frame at a time.
+    /// The cloned handle writes go through, under the mutex, one whole frame at a time.
     writer: Mutex<TcpStream>,
-    /// A handle used only to shut the socket down. It is outside the mutex so that a
-    /// close never waits behind a write that is blocked on a frozen peer.
-    control: TcpStream,
+    /// The reading thread's handle, used here only to shut the socket down. It is
+    /// outside the mutex so that a close never waits behind a write that is blocked on
+    /// a frozen peer.
+    control: Arc<TcpStream>,
 }
 
 impl Link {
-    fn new(direction: Direction, peer: Ipv4Addr, stream: TcpStream) -> io::Result<Link> {
+    fn new(direction: Direction, peer: Ipv4Addr, reading: Arc<TcpStream>) -> io::Result<Link> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Link {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             direction,
             peer,
-            control: stream.try_clone()?,
-            writer: Mutex::new(stream),
+            writer: Mutex::new(reading.try_clone()?),
+            control: reading,
         })
     }
 
@@ -90,12 +94,17 @@ impl Link {
     /// [`WRITE_TIMEOUT`]) the connection is closed, which ends its reading thread,
     /// which reports the departure: callers need not do anything else.
     pub fn send(&self, frame: &Frame) -> io::Result<()> {
-        let bytes = frame.encode();
+        self.send_encoded(&frame.encode())
+    }
+
+    /// Like [`Link::send`], for a frame already encoded (to send one frame to many
+    /// peers, encode it once).
+    pub fn send_encoded(&self, frame: &[u8]) -> io::Result<()> {
         // A panic elsewhere while holding this lock cannot leave a half-written frame
         // (write_all either finished or the connection is being closed), so a poisoned
         // lock is safe to keep using.
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let result = writer.write_all(&bytes);
+        let result = writer.write_all(frame);
         drop(writer);
         if result.is_err() {
             self.close();
@@ -119,14 +128,15 @@ impl Link {
 /// TCP delivers a stream of bytes, not frames, so a `read` can return part of a frame,
 /// or several. Bytes wait in `buffer` until [`decode_frame`] finds a whole frame.
 struct FrameReader {
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
     buffer: Vec<u8>,
 }
 
 /// What one call to [`FrameReader::next`] found.
 enum Received {
     Frame(Frame),
-    /// The read timeout expired with no whole frame: time to check on the peer.
+    /// No whole frame yet (the read timed out, or brought only part of one): time to
+    /// check the deadlines.
     Nothing,
     /// The peer closed its side between two frames.
     End,
@@ -169,7 +179,7 @@ impl FrameReader {
     /// Bytes asked for per `read`: a few typical frames, or a quarter of the largest.
     const READ_CHUNK_BYTES: usize = 4096;
 
-    fn new(stream: TcpStream) -> FrameReader {
+    fn new(stream: Arc<TcpStream>) -> FrameReader {
         FrameReader {
             stream,
             buffer: Vec::new(),
@@ -184,26 +194,45 @@ impl FrameReader {
             .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
     }
 
+    /// The next whole frame, or [`Received::Nothing`] when no frame is complete after
+    /// at most one `read`.
+    ///
+    /// One read per call, never a loop of them: the caller checks its deadlines (the
+    /// hello's, the peer's silence) between calls, so a peer that trickles a frame one
+    /// byte at a time cannot hold the connection open past them.
     fn next(&mut self) -> Result<Received, ConnectionError> {
-        loop {
-            // A frame may already be waiting from an earlier read.
-            if let Some((frame, used)) =
-                decode_frame(&self.buffer).map_err(ConnectionError::Decode)?
-            {
+        // A frame may already be waiting from an earlier read.
+        if let Some(frame) = self.take_frame()? {
+            return Ok(Received::Frame(frame));
+        }
+        // take_frame has checked the length prefix against MAX_FRAME_BYTES, so the
+        // buffer never grows past one frame plus one chunk.
+        let mut chunk = [0u8; Self::READ_CHUNK_BYTES];
+        // `&TcpStream` implements `Read`, so the shared handle can be read through.
+        match (&*self.stream).read(&mut chunk) {
+            Ok(0) if self.buffer.is_empty() => Ok(Received::End),
+            Ok(0) => Err(ConnectionError::CutShort),
+            Ok(n) => {
+                self.buffer.extend_from_slice(&chunk[..n]);
+                Ok(self
+                    .take_frame()?
+                    .map_or(Received::Nothing, Received::Frame))
+            }
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {
+                Ok(Received::Nothing)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes one whole frame from the front of the buffer, if there is one.
+    fn take_frame(&mut self) -> Result<Option<Frame>, ConnectionError> {
+        match decode_frame(&self.buffer).map_err(ConnectionError::Decode)? {
+            Some((frame, used)) => {
                 self.buffer.drain(..used);
-                return Ok(Received::Frame(frame));
+                Ok(Some(frame))
             }
-            // decode_frame has checked the length prefix against MAX_FRAME_BYTES, so the
-            // buffer never grows past one frame plus one chunk.
-            let mut chunk = [0u8; Self::READ_CHUNK_BYTES];
-            match self.stream.read(&mut chunk) {
-                Ok(0) if self.buffer.is_empty() => return Ok(Received::End),
-                Ok(0) => return Err(ConnectionError::CutShort),
-                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
-                Err(e) if is_timeout(&e) => return Ok(Received::Nothing),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
+            None => Ok(None),
         }
     }
 }
@@ -254,7 +283,7 @@ fn spawn(
     let thread_shared = shared.clone();
     let started = std::thread::Builder::new()
         .name(format!("peer {peer_addr}"))
-        .stack_size(CONNECTION_THREAD_STACK_BYTES)
+        .stack_size(THREAD_STACK_BYTES)
         .spawn(move || {
             let shared = thread_shared;
             if let Err(e) = body(&shared) {
@@ -293,7 +322,8 @@ fn run(
 ) -> Result<(), ConnectionError> {
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let mut reader = FrameReader::new(stream.try_clone()?);
+    let stream = Arc::new(stream);
+    let mut reader = FrameReader::new(stream.clone());
     let link = Arc::new(Link::new(direction, peer_addr, stream)?);
     // Registered for its whole life, so that leaving can close it whatever state it
     // is in; whichever way `serve` ends, the socket is then closed and forgotten.
@@ -413,11 +443,15 @@ fn read_frames(
     peer: &mut PeerIdentity,
 ) -> Result<(), ConnectionError> {
     let mut last_heard = Instant::now();
-    // Heartbeats start at once: the first is the dialer's confirmation that it
-    // installed the connection (see `PeerMap::announce`).
+    // The first heartbeat leaves at once: for a dialer it is the confirmation the
+    // acceptor waits for before it shows the member as joined (`PeerMap::announce`).
     let mut next_heartbeat = Instant::now();
     let mut confirmed = link.direction() == Direction::Outbound;
     loop {
+        if Instant::now() >= next_heartbeat {
+            shared.send_frame(link, &Frame::Heartbeat)?;
+            next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
+        }
         // Sleep in `read` until a frame arrives or our next heartbeat is due, whichever
         // comes first: no polling, and heartbeats leave on time even while frames flow.
         reader.wait_at_most(until(next_heartbeat))?;
@@ -436,10 +470,6 @@ fn read_frames(
         }
         if last_heard.elapsed() >= PEER_TIMEOUT {
             return Err(ConnectionError::Silent);
-        }
-        if Instant::now() >= next_heartbeat {
-            shared.send_frame(link, &Frame::Heartbeat)?;
-            next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
         }
     }
 }

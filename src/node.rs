@@ -40,7 +40,7 @@ use crate::protocol::{
 };
 use crate::tuning::{
     DEFAULT_PORT, DEFAULT_ROOM, EVENT_QUEUE_LEN, HISTORY_CAPACITY, HISTORY_REPLY_TIMEOUT,
-    LEAVE_LINGER, MAX_CLOCK_NUDGE_MS, MAX_CONNECTIONS,
+    LEAVE_LINGER, MAX_CLOCK_NUDGE_MS, MAX_CONNECTIONS, THREAD_STACK_BYTES,
 };
 use crate::warn;
 
@@ -318,6 +318,7 @@ impl Node {
         let accepting = shared.clone();
         let listener_thread = std::thread::Builder::new()
             .name("listener".into())
+            .stack_size(THREAD_STACK_BYTES)
             .spawn(move || accept_members(accepting, listener))
             .map_err(|source| StartError::Io {
                 doing: "start the listener thread".into(),
@@ -327,6 +328,7 @@ impl Node {
         let discovering = shared.clone();
         std::thread::Builder::new()
             .name("discovery".into())
+            .stack_size(THREAD_STACK_BYTES)
             .spawn(move || discover_members(discovering, discovery))
             .map_err(|source| StartError::Io {
                 doing: "start the discovery thread".into(),
@@ -656,8 +658,8 @@ impl Shared {
         }
     }
 
-    /// Writes one frame to one peer. Every frame we send goes through here, so that
-    /// [`Config::trace_frames`] can show all of them.
+    /// Writes one frame to one peer. Every frame we send goes through here (or through
+    /// `send_to_all`), so that [`Config::trace_frames`] can show all of them.
     pub(crate) fn send_frame(&self, link: &Link, frame: &Frame) -> io::Result<()> {
         self.trace(link.peer(), WireDirection::Sent, frame);
         link.send(frame)
@@ -715,9 +717,11 @@ impl Shared {
     /// use of the map.
     fn send_to_all(&self, frame: &Frame) {
         let links = self.peers().links();
+        let encoded = frame.encode();
         for (_, link) in links {
+            self.trace(link.peer(), WireDirection::Sent, frame);
             // A failed write closes that connection; its thread reports the departure.
-            let _ = self.send_frame(&link, frame);
+            let _ = link.send_encoded(&encoded);
         }
     }
 
@@ -928,10 +932,18 @@ fn discover_members(shared: Arc<Shared>, discovery: Discovery) {
     let mut schedule = AnnounceSchedule::new(Instant::now());
     let mut redial = RedialLimiter::default();
     let mut version_warned: HashSet<Ipv4Addr> = HashSet::new();
+    let mut announcing_fails = false;
     while !shared.is_leaving() {
         if Instant::now() >= schedule.next_due() {
-            if let Err(e) = discovery.announce(&shared.announcement()) {
-                warn!("cannot broadcast an announcement: {e}");
+            // Said once per streak of failures (a cable out fails every 2 s), not
+            // every time.
+            match discovery.announce(&shared.announcement()) {
+                Ok(()) => announcing_fails = false,
+                Err(e) if !announcing_fails => {
+                    warn!("cannot broadcast an announcement (will keep trying): {e}");
+                    announcing_fails = true;
+                }
+                Err(_) => {}
             }
             schedule.mark_sent(Instant::now());
             continue;

@@ -146,6 +146,9 @@ pub struct PeerMap {
     /// Every connection that has a thread, installed or not (still saying hello, or a
     /// surplus one), by link id: what leaving must close.
     open: HashMap<u64, Arc<Link>>,
+    /// Surplus connections the higher member keeps open, by address, in case the
+    /// lower member installed that one (see [`PeerMap::remove_if_current`]).
+    standby: HashMap<Ipv4Addr, Peer>,
 }
 
 impl PeerMap {
@@ -156,6 +159,7 @@ impl PeerMap {
             dialing: HashSet::new(),
             closed: false,
             open: HashMap::new(),
+            standby: HashMap::new(),
         }
     }
 
@@ -215,18 +219,45 @@ impl PeerMap {
                     close_old: i_close_losers,
                 }
             }
-            Decision::Keep => Admission::Surplus {
-                close_new: i_close_losers,
-            },
+            Decision::Keep => {
+                if !i_close_losers {
+                    // The lower member decides this connection's fate. Until it does,
+                    // keep it at hand: it may be the one the lower member uses.
+                    self.standby.insert(addr, Peer::new(identity, link));
+                }
+                Admission::Surplus {
+                    close_new: i_close_losers,
+                }
+            }
         }
     }
 
-    /// Removes the member at `addr` if `link` is still its installed connection, and
-    /// returns it. A connection that was replaced ends without anyone leaving.
+    /// A connection to `addr` has ended. If it was the member's installed one and no
+    /// standby connection to the same run of that member is still open, the member
+    /// has left: it is removed and returned. If a standby connection is still open,
+    /// the lower member evidently kept that one (the ends of a pair can install
+    /// different connections when a hello is lost and retried), so it takes over
+    /// silently. Any other connection (replaced, or surplus) ends without anyone leaving.
     pub fn remove_if_current(&mut self, addr: Ipv4Addr, link: &Link) -> Option<Peer> {
-        match self.peers.get(&addr) {
-            Some(peer) if peer.link.id() == link.id() => self.peers.remove(&addr),
-            _ => None,
+        if self
+            .standby
+            .get(&addr)
+            .is_some_and(|p| p.link.id() == link.id())
+        {
+            self.standby.remove(&addr);
+            return None;
+        }
+        if self.peers.get(&addr)?.link.id() != link.id() {
+            return None;
+        }
+        let removed = self.peers.remove(&addr)?;
+        match self.standby.remove(&addr) {
+            Some(mut standby) if standby.identity.instance == removed.identity.instance => {
+                standby.announced = removed.announced;
+                self.peers.insert(addr, standby);
+                None
+            }
+            _ => Some(removed),
         }
     }
 

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::commands::{self, Command};
 use crate::display::{self, Roster, Style};
 use crate::node::{Config, Event, Node};
-use crate::tuning::PRINTER_DRAIN_TIMEOUT;
+use crate::tuning::{PRINTER_DRAIN_TIMEOUT, THREAD_STACK_BYTES};
 use crate::warn;
 
 /// Runs the chat until the user leaves. Returns the process's exit status.
@@ -68,6 +68,7 @@ pub fn run(config: Config, log_file: Option<PathBuf>) -> ExitCode {
     let printer_node = node.clone();
     let printer = std::thread::Builder::new()
         .name("printer".into())
+        .stack_size(THREAD_STACK_BYTES)
         .spawn(move || {
             print_events(&printer_node, events, style, log);
             drop(printing);

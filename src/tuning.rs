@@ -86,10 +86,11 @@ pub const HISTORY_CAPACITY: usize = 1000;
 /// Each costs a thread, so this bounds the threads a stranger can make us start.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// Stack size of each connection's thread. It keeps its read buffer on the heap and
-/// makes only shallow calls, so Rust's 2 MiB default would be address space wasted up
-/// to 256 times over; 256 KiB leaves a wide margin (only touched pages cost memory).
-pub const CONNECTION_THREAD_STACK_BYTES: usize = 256 * 1024;
+/// Stack size of every thread p2pchat starts (connections, listener, discovery,
+/// printer). They keep their buffers on the heap and make only shallow calls, so Rust's
+/// 2 MiB default would be address space wasted up to 260 times over; 256 KiB leaves a
+/// wide margin (and only the pages a thread touches cost memory).
+pub const THREAD_STACK_BYTES: usize = 256 * 1024;
 
 /// How many events may wait for the front end (the terminal or a library user). When
 /// it falls behind, connection threads wait, and TCP slows the senders down.
