@@ -618,7 +618,8 @@ fn plain_join_and_leave(
     // threads do; each connects back, says hello, then reads until the newcomer leaves.
     let mut members = Vec::new();
     for &member in existing {
-        let listener = shared_udp_listener(port).map_err(|e| format!("UDP port {port}: {e}"))?;
+        let listener = p2pchat::discovery::bind_shared_listener(port)
+            .map_err(|e| format!("UDP port {port}: {e}"))?;
         let report = reports.sender();
         members.push(thread::spawn(move || -> io::Result<()> {
             listener.set_read_timeout(Some(STEP_TIMEOUT))?;
@@ -673,17 +674,6 @@ fn plain_join_and_leave(
         let _ = member.join();
     }
     Ok((joined - started, left - leaving))
-}
-
-/// A UDP socket on `0.0.0.0:port` that shares the port, as p2pchat's discovery does.
-fn shared_udp_listener(port: u16) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&SockAddr::from(SocketAddrV4::new(
-        Ipv4Addr::UNSPECIFIED,
-        port,
-    )))?;
-    Ok(socket.into())
 }
 
 // ─── Part 3b: mesh formation ────────────────────────────────────────────────────────

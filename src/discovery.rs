@@ -97,7 +97,9 @@ impl Discovery {
     }
 }
 
-fn bind_shared_listener(port: u16) -> io::Result<UdpSocket> {
+/// A UDP socket on `0.0.0.0:port` that shares the port with other members on this
+/// machine (`SO_REUSEADDR`, set before `bind`).
+pub fn bind_shared_listener(port: u16) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     socket.bind(&SockAddr::from(SocketAddrV4::new(

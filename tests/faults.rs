@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::lan::Lan;
 use common::process::ChatProcess;
-use common::{EVENT_TIMEOUT, require_root};
+use common::{EVENT_TIMEOUT, require_root, said};
 use p2pchat::tuning::DEFAULT_PORT;
 
 const NAMES: [&str; 6] = ["A", "B", "C", "D", "E", "F"];
@@ -544,20 +544,6 @@ fn members_listed(member: &ChatProcess) -> Vec<(String, Ipv4Addr)> {
         .filter(|(me, _, _)| !me)
         .map(|(_, name, addr)| (name, addr))
         .collect()
-}
-
-/// The text of a chat line `hh:mm:ss NAME: TEXT` from `sender`.
-fn said<'a>(line: &'a str, sender: &str) -> Option<&'a str> {
-    let (time, rest) = line.split_at_checked(8)?;
-    if !time
-        .bytes()
-        .all(|b| b.is_ascii_digit() || b == b':' || b == b'?')
-    {
-        return None;
-    }
-    rest.strip_prefix(' ')?
-        .strip_prefix(sender)?
-        .strip_prefix(": ")
 }
 
 /// The end of a member's output for a failure message, long lines cut short.

@@ -24,7 +24,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::process::ChatProcess;
-use common::{EVENT_TIMEOUT, free_port};
+use common::{EVENT_TIMEOUT, free_port, said};
 use p2pchat::protocol::{Announcement, Frame, PROTOCOL_VERSION, decode_frame};
 use p2pchat::tuning::{DEFAULT_ROOM, MAX_CONNECTIONS, REDIAL_INTERVAL};
 
@@ -261,7 +261,7 @@ fn hundreds_of_silent_connections_do_not_exhaust_the_node() {
     latecomer.wait_for_line(|line| line == "Victim joined chat", EVENT_TIMEOUT);
     latecomer.send_line("made it in");
     chat.victim.wait_for_line(
-        |line| said_by(line, "Late") == Some("made it in"),
+        |line| said(line, "Late") == Some("made it in"),
         EVENT_TIMEOUT,
     );
 }
@@ -370,13 +370,13 @@ fn announcements_forged_for_real_members_do_not_disturb_the_chat() {
     ] {
         let last = format!("{prefix}{LINES:04}");
         listener.wait_for_line(
-            |line| said_by(line, sender) == Some(last.as_str()),
+            |line| said(line, sender) == Some(last.as_str()),
             EVENT_TIMEOUT,
         );
         let received: Vec<String> = listener
             .stdout_lines()
             .iter()
-            .filter_map(|line| said_by(line, sender))
+            .filter_map(|line| said(line, sender))
             .filter(|text| text.starts_with(prefix))
             .map(str::to_owned)
             .collect();
@@ -487,7 +487,7 @@ fn a_flooding_peer_does_not_grow_memory_without_bound() {
     let mut flooder = sender.join().expect("the flooding thread");
     let last = format!("flood {FRAMES:06} ");
     chat.victim.wait_for_line(
-        |line| said_by(line, "Flooder").is_some_and(|text| text.starts_with(&last)),
+        |line| said(line, "Flooder").is_some_and(|text| text.starts_with(&last)),
         EVENT_TIMEOUT * 3,
     );
     most_rss = most_rss.max(proc_status(pid, "VmRSS:"));
@@ -499,7 +499,7 @@ fn a_flooding_peer_does_not_grow_memory_without_bound() {
     );
     let shown = chat
         .victim
-        .count_lines(|line| said_by(line, "Flooder").is_some());
+        .count_lines(|line| said(line, "Flooder").is_some());
     assert_eq!(shown as u64, FRAMES, "every flood message is shown once");
     assert!(
         peak < RSS_LIMIT_KIB,
@@ -528,7 +528,7 @@ fn an_oversized_message_gets_a_local_error_and_drops_nobody() {
     let largest = "L".repeat(MAX_MESSAGE_BYTES);
     chat.victim.send_line(&largest);
     chat.friend.wait_for_line(
-        |line| said_by(line, "Victim") == Some(largest.as_str()),
+        |line| said(line, "Victim") == Some(largest.as_str()),
         EVENT_TIMEOUT,
     );
     // A peer that sends one too long is dropped alone.
@@ -649,7 +649,7 @@ fn a_member_whose_winning_connection_fails_in_the_handshake_is_not_cut_off() {
             }
         }
     };
-    let shown = victim.count_lines(|line| said_by(line, "Low") == Some("Low is still here"));
+    let shown = victim.count_lines(|line| said(line, "Low") == Some("Low is still here"));
     assert!(
         heard.is_some(),
         "none of the {typed} lines the victim typed in {EVENT_TIMEOUT:?} reached Low, who \
@@ -737,13 +737,13 @@ impl Chat {
         let from_friend = format!("friend, after {after}");
         self.friend.send_line(&from_friend);
         self.victim.wait_for_line(
-            |line| said_by(line, "Friend") == Some(from_friend.as_str()),
+            |line| said(line, "Friend") == Some(from_friend.as_str()),
             EVENT_TIMEOUT,
         );
         let from_victim = format!("victim, after {after}");
         self.victim.send_line(&from_victim);
         self.friend.wait_for_line(
-            |line| said_by(line, "Victim") == Some(from_victim.as_str()),
+            |line| said(line, "Victim") == Some(from_victim.as_str()),
             EVENT_TIMEOUT,
         );
         assert_eq!(
@@ -768,20 +768,6 @@ fn broadcaster(source: Ipv4Addr) -> UdpSocket {
     let socket = UdpSocket::bind((source, 0)).expect("bind a UDP socket");
     socket.set_broadcast(true).expect("allow broadcast");
     socket
-}
-
-/// The text of a chat line `hh:mm:ss NAME: TEXT` from `sender`.
-fn said_by<'a>(line: &'a str, sender: &str) -> Option<&'a str> {
-    let (time, rest) = line.split_at_checked(8)?;
-    if !time
-        .bytes()
-        .all(|b| b.is_ascii_digit() || b == b':' || b == b'?')
-    {
-        return None;
-    }
-    rest.strip_prefix(' ')?
-        .strip_prefix(sender)?
-        .strip_prefix(": ")
 }
 
 #[track_caller]

@@ -92,3 +92,18 @@ pub fn free_port() -> u16 {
     }
     panic!("found no port free for both UDP and TCP in {ATTEMPTS} attempts");
 }
+
+/// The text of a chat line `hh:mm:ss NAME: TEXT` printed for a message from `sender`,
+/// or `None` if the line is something else.
+pub fn said<'a>(line: &'a str, sender: &str) -> Option<&'a str> {
+    let (time, rest) = line.split_at_checked(8)?;
+    if !time
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b':' || b == b'?')
+    {
+        return None;
+    }
+    rest.strip_prefix(' ')?
+        .strip_prefix(sender)?
+        .strip_prefix(": ")
+}
