@@ -327,7 +327,10 @@ fn run(
     let link = Arc::new(Link::new(direction, peer_addr, stream)?);
     // Registered for its whole life, so that leaving can close it whatever state it
     // is in; whichever way `serve` ends, the socket is then closed and forgotten.
-    shared.peers().open(&link);
+    if !shared.peers().open(&link) {
+        link.close();
+        return Ok(());
+    }
     let served = serve(shared, &mut reader, &link);
     link.close();
     shared.peers().forget(&link);

@@ -356,7 +356,8 @@ impl Node {
     }
 
     /// Sends a chat message to every member. It also comes back as an
-    /// [`Event::Message`], like everyone else's.
+    /// [`Event::Message`], like everyone else's; so a program that sends without ever
+    /// reading its events stops, after [`EVENT_QUEUE_LEN`] of them, until it reads.
     pub fn send(&self, text: &str) -> Result<(), SendError> {
         if text.len() > MAX_MESSAGE_BYTES {
             return Err(SendError::TooLong { bytes: text.len() });

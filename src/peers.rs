@@ -163,9 +163,14 @@ impl PeerMap {
         }
     }
 
-    /// Notes a connection that now has a thread.
-    pub fn open(&mut self, link: &Arc<Link>) {
+    /// Notes a connection that now has a thread; false (and not noted) if we are
+    /// leaving, so that a dial that was already under way ends at once.
+    pub fn open(&mut self, link: &Arc<Link>) -> bool {
+        if self.closed {
+            return false;
+        }
         self.open.insert(link.id(), link.clone());
+        true
     }
 
     /// Forgets a connection whose thread is ending.
