@@ -35,7 +35,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -100,16 +100,19 @@ impl Link {
     /// Like [`Link::send`], for a frame already encoded (to send one frame to many
     /// peers, encode it once).
     pub fn send_encoded(&self, frame: &[u8]) -> io::Result<()> {
+        self.hold().send_encoded(frame)
+    }
+
+    /// Takes the write lock and keeps it: what is sent through the returned handle goes
+    /// out before anything another thread sends on this link meanwhile.
+    fn hold(&self) -> HeldLink<'_> {
         // A panic elsewhere while holding this lock cannot leave a half-written frame
         // (write_all either finished or the connection is being closed), so a poisoned
         // lock is safe to keep using.
-        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let result = writer.write_all(frame);
-        drop(writer);
-        if result.is_err() {
-            self.close();
+        HeldLink {
+            link: self,
+            writer: self.writer.lock().unwrap_or_else(PoisonError::into_inner),
         }
-        result
     }
 
     /// Sends FIN after everything written so far: the polite end of a connection.
@@ -120,6 +123,24 @@ impl Link {
     /// Ends the connection at once; its reading thread wakes up and exits.
     pub fn close(&self) {
         let _ = self.control.shutdown(Shutdown::Both);
+    }
+}
+
+/// A [`Link`] whose write lock is held: the acceptor installs a connection and writes
+/// its hello while holding it, so that no chat frame from another thread can reach the
+/// newcomer before the hello does.
+struct HeldLink<'a> {
+    link: &'a Link,
+    writer: MutexGuard<'a, TcpStream>,
+}
+
+impl HeldLink<'_> {
+    fn send_encoded(&mut self, frame: &[u8]) -> io::Result<()> {
+        let result = self.writer.write_all(frame);
+        if result.is_err() {
+            self.link.close();
+        }
+        result
     }
 }
 
@@ -345,28 +366,46 @@ fn serve(
 ) -> Result<(), ConnectionError> {
     // The dialer speaks first; the acceptor answers only once it has installed the
     // connection (see the PeerMap's rule 3 for why the order matters).
-    let my_hello = shared.hello();
+    let dialer_hello = shared.hello();
     if link.direction() == Direction::Outbound {
-        shared.send_frame(link, &my_hello)?;
+        shared.send_frame(link, &dialer_hello)?;
     }
     let mut identity = read_hello(shared, reader, link.peer())?;
 
-    match shared.admit(identity.clone(), link.clone()) {
-        Admission::Surplus { close_new: true } | Admission::Closed => {
-            // Say why before closing, so the dialer knows this is not a failure.
-            let _ = shared.send_frame(link, &Frame::Bye);
-            return Ok(());
-        }
+    // Once installed, the connection is in every other thread's list of links. The
+    // acceptor holds the write lock from before that until its hello is written, so
+    // nothing another thread sends can arrive before the hello; and builds the hello
+    // at that moment, so it carries our current name.
+    let mut held = (link.direction() == Direction::Inbound).then(|| link.hold());
+    let answer = match shared.admit(identity.clone(), link.clone()) {
+        // Say why before closing, so the dialer knows this is not a failure.
+        Admission::Surplus { close_new: true } | Admission::Closed => Frame::Bye,
         Admission::Surplus { close_new: false }
         | Admission::Joined
         | Admission::Replaced { .. }
-        | Admission::Restarted { .. } => {}
-    }
+        | Admission::Restarted { .. } => shared.hello(),
+    };
     let mut ended = Ok(());
-    if link.direction() == Direction::Inbound {
-        ended = shared
-            .send_frame(link, &my_hello)
+    if let Some(held) = held.as_mut() {
+        shared.trace(link.peer(), WireDirection::Sent, &answer);
+        ended = held
+            .send_encoded(&answer.encode())
             .map_err(ConnectionError::from);
+    } else if answer == Frame::Bye {
+        let _ = shared.send_frame(link, &Frame::Bye);
+    } else if let Frame::Hello { name, .. } = &dialer_hello {
+        // A /name between our hello and the installation reached the links installed
+        // then, not this one: tell this peer now.
+        let current = shared.name();
+        if *name != current {
+            ended = shared
+                .send_frame(link, &Frame::Rename { name: current })
+                .map_err(ConnectionError::from);
+        }
+    }
+    drop(held);
+    if answer == Frame::Bye {
+        return Ok(());
     }
     if ended.is_ok() {
         ended = read_frames(shared, reader, link, &mut identity);
