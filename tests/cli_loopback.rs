@@ -54,47 +54,6 @@ fn member(port: u16, host: &str, name: &str) -> ChatProcess {
     ChatProcess::spawn(&["--port", &port, host, name]).with_label(name)
 }
 
-/// Everything a member printed, for failure messages.
-fn transcript(process: &ChatProcess) -> String {
-    let mut text = format!("--- {} stdout ---\n", process.label());
-    for line in process.stdout_lines() {
-        text.push_str(&format!("{line:?}\n"));
-    }
-    text.push_str("--- stderr ---\n");
-    for line in process.stderr_lines() {
-        text.push_str(&format!("{line:?}\n"));
-    }
-    text
-}
-
-/// Waits until at least `at_least` stdout lines of `process` satisfy `pred`. Unlike
-/// `wait_for_line` it moves no cursor, so events that may come in any order (joins from
-/// several members) can be awaited one after another.
-#[track_caller]
-fn wait_for_count(process: &ChatProcess, what: &str, pred: impl Fn(&str) -> bool, at_least: usize) {
-    let deadline = Instant::now() + EVENT_TIMEOUT;
-    loop {
-        let seen = process.count_lines(&pred);
-        if seen >= at_least {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "{}: saw {seen} of {at_least} x {what} within {EVENT_TIMEOUT:?}\n{}",
-                process.label(),
-                transcript(process)
-            );
-        }
-        thread::sleep(POLL_INTERVAL);
-    }
-}
-
-/// Waits until `process` printed exactly this line (at least once).
-#[track_caller]
-fn wait_for_exact(process: &ChatProcess, line: &str) {
-    wait_for_count(process, &format!("{line:?}"), |l| l == line, 1);
-}
-
 /// How many times `process` printed exactly `line`.
 fn count_exact(process: &ChatProcess, line: &str) -> usize {
     process.count_lines(|l| l == line)
@@ -106,7 +65,7 @@ fn wait_until_all_joined(members: &[(&ChatProcess, &str)]) {
     for (process, own_name) in members {
         for (_, name) in members {
             if name != own_name {
-                wait_for_exact(process, &format!("{name} joined chat"));
+                process.wait_for_exact(&format!("{name} joined chat"));
             }
         }
     }
@@ -121,7 +80,7 @@ fn assert_exit_code(process: &mut ChatProcess, code: i32) -> ExitStatus {
         Some(code),
         "{}: expected exit status {code}, got {status}\n{}",
         process.label(),
-        transcript(process)
+        process.transcript()
     );
     status
 }
@@ -178,8 +137,7 @@ fn is_message(line: &str, name: &str, text: &str) -> bool {
 
 #[track_caller]
 fn wait_for_message(process: &ChatProcess, name: &str, text: &str) {
-    wait_for_count(
-        process,
+    process.wait_for_count(
         &format!("the message {name}: {text:?}"),
         |line| is_message(line, name, text),
         1,
@@ -199,13 +157,13 @@ fn banner_is_printed_exactly_at_start() {
     let port = free_port();
     let mut alone = member(port, "127.0.0.10", "Alex");
 
-    wait_for_count(&alone, "seven lines", |_| true, BANNER.len());
+    alone.wait_for_count("seven lines", |_| true, BANNER.len());
     let lines = alone.stdout_lines();
     assert_eq!(
         lines[..BANNER.len()],
         BANNER,
         "the first lines are not the banner\n{}",
-        transcript(&alone)
+        alone.transcript()
     );
 
     alone.send_line("/exit");
@@ -251,14 +209,14 @@ fn members_join_and_chat_with_the_senders_time() {
                 "{}: {line:?} is not between the local times {before} and {after} \
                  (seconds of the day)\n{}",
                 receiver.label(),
-                transcript(receiver)
+                receiver.transcript()
             );
             assert_eq!(
                 count_exact(receiver, line),
                 1,
                 "{}: {line:?} printed more than once\n{}",
                 receiver.label(),
-                transcript(receiver)
+                receiver.transcript()
             );
         }
     }
@@ -273,7 +231,7 @@ fn members_join_and_chat_with_the_senders_time() {
                 1,
                 "{}: {joined:?} not printed exactly once\n{}",
                 receiver.label(),
-                transcript(receiver)
+                receiver.transcript()
             );
         }
     }
@@ -291,14 +249,14 @@ fn members_command_lists_everyone_with_addresses() {
     let asker = &members[0];
     asker.send_line("/members");
     let heading = "All active members:";
-    wait_for_exact(asker, heading);
+    asker.wait_for_exact(heading);
     let start = asker
         .stdout_lines()
         .iter()
         .position(|line| line == heading)
         .expect("waited for it above")
         + 1;
-    wait_for_count(asker, "the member lines", |_| true, start + 3);
+    asker.wait_for_count("the member lines", |_| true, start + 3);
     thread::sleep(QUIET_WINDOW);
 
     let lines = asker.stdout_lines();
@@ -310,13 +268,13 @@ fn members_command_lists_everyone_with_addresses() {
         "Chidi Okeke: 127.0.0.33",
     ];
     expected.sort_unstable();
-    assert_eq!(listed, expected, "{}", transcript(asker));
+    assert_eq!(listed, expected, "{}", asker.transcript());
     assert!(
         !lines[start + 3..]
             .iter()
             .any(|line| line.contains(": 127.0.0.")),
         "more member lines than members\n{}",
-        transcript(asker)
+        asker.transcript()
     );
 }
 
@@ -352,7 +310,7 @@ fn a_late_joiner_gets_the_history() {
             .iter()
             .find(|line| is_message(line, name, text))
             .expect("Ann saw every message above");
-        wait_for_exact(&cleo, original);
+        cleo.wait_for_exact(original);
         positions.push(
             cleo.stdout_lines()
                 .iter()
@@ -366,13 +324,13 @@ fn a_late_joiner_gets_the_history() {
             cleo.count_lines(|line| is_message(line, name, text)),
             1,
             "{name}: {text:?} not shown exactly once\n{}",
-            transcript(&cleo)
+            cleo.transcript()
         );
     }
     assert!(
         positions.windows(2).all(|pair| pair[0] < pair[1]),
         "history not in send order\n{}",
-        transcript(&cleo)
+        cleo.transcript()
     );
 }
 
@@ -398,7 +356,7 @@ fn leaving_is_seen_by_the_others(
 
     let left = format!("{} left chat", names[0]);
     for other in others.iter() {
-        wait_for_exact(other, &left);
+        other.wait_for_exact(&left);
     }
     thread::sleep(QUIET_WINDOW);
     for other in others.iter() {
@@ -407,7 +365,7 @@ fn leaving_is_seen_by_the_others(
             1,
             "{}: {left:?} not printed exactly once\n{}",
             other.label(),
-            transcript(other)
+            other.transcript()
         );
     }
 }
@@ -473,7 +431,7 @@ fn lines_typed_before_leaving_all_arrive() {
     assert_exit_code(piper, 0);
 
     for other in others.iter() {
-        wait_for_exact(other, "Piper left chat");
+        other.wait_for_exact("Piper left chat");
         let lines = other.stdout_lines();
         let left_at = lines
             .iter()
@@ -489,7 +447,7 @@ fn lines_typed_before_leaving_all_arrive() {
             texts,
             "{}: not every line arrived once, in order\n{}",
             other.label(),
-            transcript(other)
+            other.transcript()
         );
         let last_message_at = lines
             .iter()
@@ -499,7 +457,7 @@ fn lines_typed_before_leaving_all_arrive() {
             last_message_at < left_at,
             "{}: the left line came before the last message\n{}",
             other.label(),
-            transcript(other)
+            other.transcript()
         );
     }
 }
@@ -509,7 +467,7 @@ fn a_second_member_on_the_same_host_is_refused() {
     let port = free_port();
     let first = member(port, "127.0.0.91", "First");
     // The banner is printed once the member holds its address and port.
-    wait_for_exact(&first, BANNER[BANNER.len() - 1]);
+    first.wait_for_exact(BANNER[BANNER.len() - 1]);
 
     let mut second = member(port, "127.0.0.91", "Second");
     assert_exit_code(&mut second, 1);
@@ -517,7 +475,7 @@ fn a_second_member_on_the_same_host_is_refused() {
     assert!(
         stderr.contains("Don't use the same host for multiple members"),
         "{}",
-        transcript(&second)
+        second.transcript()
     );
 
     let other = member(port, "127.0.0.92", "Other");
@@ -529,7 +487,7 @@ fn a_second_member_on_the_same_host_is_refused() {
         first.count_lines(|line| line.contains("Second")),
         0,
         "the refused member showed up\n{}",
-        transcript(&first)
+        first.transcript()
     );
 }
 
@@ -542,12 +500,12 @@ fn an_address_not_on_this_machine_is_refused_with_advice() {
     assert!(
         stderr.contains("ip -4 addr") || stderr.contains("not an address of this machine"),
         "{}",
-        transcript(&stranger)
+        stranger.transcript()
     );
     assert!(
         !stranger.stdout_lines().iter().any(|line| line == BANNER[0]),
         "it started the chat\n{}",
-        transcript(&stranger)
+        stranger.transcript()
     );
 }
 
@@ -575,41 +533,41 @@ fn usage_errors_exit_2_with_the_usage() {
     ];
     for args in cases {
         let (process, status) = run_to_exit(args);
-        assert_eq!(status.code(), Some(2), "{args:?}\n{}", transcript(&process));
+        assert_eq!(status.code(), Some(2), "{args:?}\n{}", process.transcript());
         assert!(
             process
                 .stderr_lines()
                 .iter()
                 .any(|line| line.contains("Usage:")),
             "{args:?}: no usage on stderr\n{}",
-            transcript(&process)
+            process.transcript()
         );
         assert!(
             process.stdout_lines().is_empty(),
             "{args:?}: printed to stdout\n{}",
-            transcript(&process)
+            process.transcript()
         );
     }
 
     let (help, status) = run_to_exit(&["--help"]);
-    assert_eq!(status.code(), Some(0), "{}", transcript(&help));
+    assert_eq!(status.code(), Some(0), "{}", help.transcript());
     assert!(
         help.stdout_lines()
             .iter()
             .any(|line| line.contains("Usage:")),
         "{}",
-        transcript(&help)
+        help.transcript()
     );
 
     let (version, status) = run_to_exit(&["--version"]);
-    assert_eq!(status.code(), Some(0), "{}", transcript(&version));
+    assert_eq!(status.code(), Some(0), "{}", version.transcript());
     assert!(
         version
             .stdout_lines()
             .iter()
             .any(|line| line.contains(env!("CARGO_PKG_VERSION"))),
         "{}",
-        transcript(&version)
+        version.transcript()
     );
 }
 
@@ -619,8 +577,7 @@ fn unknown_command_is_not_sent() {
     let (typer, reader) = joined_pair(port, ["127.0.0.121", "127.0.0.122"], ["Typo", "Reader"]);
 
     typer.send_line("/foo bar");
-    wait_for_count(
-        &typer,
+    typer.wait_for_count(
         "a line pointing to /help",
         |line| line.contains("/foo") && line.contains("/help"),
         1,
@@ -632,14 +589,14 @@ fn unknown_command_is_not_sent() {
         reader.count_lines(|line| line.contains("/foo")),
         0,
         "the unknown command reached the other member\n{}",
-        transcript(&reader)
+        reader.transcript()
     );
     wait_for_message(&typer, "Typo", "a normal message");
     assert_eq!(
         typer.count_lines(|line| split_message_line(line).is_some() && line.contains("/foo")),
         0,
         "the unknown command was shown as a message\n{}",
-        transcript(&typer)
+        typer.transcript()
     );
 }
 
@@ -647,27 +604,22 @@ fn unknown_command_is_not_sent() {
 fn help_shows_the_banner_again() {
     let port = free_port();
     let alone = member(port, "127.0.0.131", "Alex");
-    wait_for_exact(&alone, BANNER[BANNER.len() - 1]);
+    alone.wait_for_exact(BANNER[BANNER.len() - 1]);
 
     alone.send_line("/help");
-    wait_for_count(&alone, "the banner twice", |line| line == BANNER[0], 2);
+    alone.wait_for_count("the banner twice", |line| line == BANNER[0], 2);
     let second_start = alone
         .stdout_lines()
         .iter()
         .rposition(|line| line == BANNER[0])
         .expect("waited for it above");
-    wait_for_count(
-        &alone,
-        "the whole banner",
-        |_| true,
-        second_start + BANNER.len(),
-    );
+    alone.wait_for_count("the whole banner", |_| true, second_start + BANNER.len());
     let lines = alone.stdout_lines();
     assert_eq!(
         lines[second_start..second_start + BANNER.len()],
         BANNER,
         "{}",
-        transcript(&alone)
+        alone.transcript()
     );
 }
 
@@ -682,8 +634,7 @@ fn hooray_reaches_everyone_naming_the_sender() {
 
     members[0].send_line("/hooray");
     for receiver in &members {
-        wait_for_count(
-            receiver,
+        receiver.wait_for_count(
             "a hooray from Zoë Ünal",
             |line| line.to_uppercase().contains("HOORAY") && line.contains("Zoë Ünal"),
             1,
@@ -694,7 +645,7 @@ fn hooray_reaches_everyone_naming_the_sender() {
             receiver.count_lines(|line| line.contains('\x1b')),
             0,
             "colour with NO_COLOR set\n{}",
-            transcript(receiver)
+            receiver.transcript()
         );
     }
 }
@@ -713,8 +664,7 @@ fn control_characters_from_the_network_never_reach_the_terminal() {
     members[0].send_line(hostile);
     let forbidden = ['\x1b', '\x07', '\x08', '\r', '\u{202E}'];
     for receiver in &members[1..] {
-        wait_for_count(
-            receiver,
+        receiver.wait_for_count(
             "the hostile message",
             |line| line.contains("Mallory ☠: start ") && line.ends_with(" end"),
             1,
@@ -724,7 +674,7 @@ fn control_characters_from_the_network_never_reach_the_terminal() {
                 !line.contains(forbidden),
                 "{}: a control character reached the terminal in {line:?}\n{}",
                 receiver.label(),
-                transcript(receiver)
+                receiver.transcript()
             );
         }
     }
@@ -748,7 +698,7 @@ fn a_message_over_the_limit_gets_a_clear_local_error() {
         assert!(
             Instant::now() < deadline,
             "no error mentioning the limit\n{}",
-            transcript(&sender)
+            sender.transcript()
         );
         thread::sleep(POLL_INTERVAL);
     }
@@ -760,13 +710,13 @@ fn a_message_over_the_limit_gets_a_clear_local_error() {
         reader.count_lines(|line| line.contains("yyyy") || line.contains("left chat")),
         0,
         "{}",
-        transcript(&reader)
+        reader.transcript()
     );
     assert_eq!(
         sender.count_lines(|line| line.contains("yyyy")),
         0,
         "the long line was shown as sent\n{}",
-        transcript(&sender)
+        sender.transcript()
     );
 }
 
@@ -797,8 +747,7 @@ fn history_shows_a_reply_after_the_message_it_answers() {
     ann.send_line("/history");
     let last_answer = format!("answer {ROUNDS}!");
     // Shown once live and once in the history, which is printed all at once.
-    wait_for_count(
-        &ann,
+    ann.wait_for_count(
         "the last answer twice",
         |line| is_message(line, "Ann", &last_answer),
         2,
@@ -820,7 +769,7 @@ fn history_shows_a_reply_after_the_message_it_answers() {
         out_of_order.is_empty(),
         "/history is not in send order:\n{}\n{}",
         out_of_order.join("\n"),
-        transcript(&ann)
+        ann.transcript()
     );
 }
 

@@ -17,7 +17,7 @@
 
 mod common;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
@@ -25,13 +25,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use p2pchat::protocol::{Announcement, Frame, PROTOCOL_VERSION, decode_frame};
 use p2pchat::{Config, Event, Member, Node, SendError, WireDirection};
 
+use common::inbox::Inbox;
 use common::process::{CHAT_BINARY, ChatProcess};
 use common::{EVENT_TIMEOUT, free_port, said};
 
@@ -52,42 +52,6 @@ fn addr(block: u8, last: u8) -> Ipv4Addr {
 // Members in this process
 // ---------------------------------------------------------------------------------------
 
-/// The events of one member: everything ever received (`log`) and what no
-/// `expect_event` has claimed yet (`unclaimed`).
-struct Inbox {
-    events: Receiver<Event>,
-    log: Vec<Event>,
-    unclaimed: VecDeque<Event>,
-    /// The channel has ended: the member left, and every event was taken.
-    ended: bool,
-}
-
-impl Inbox {
-    /// Waits up to `wait` for one event; false when none came (or none ever will).
-    fn receive(&mut self, wait: Duration) -> bool {
-        if self.ended {
-            return false;
-        }
-        match self.events.recv_timeout(wait) {
-            Ok(event) => {
-                self.log.push(event.clone());
-                self.unclaimed.push_back(event);
-                true
-            }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => {
-                self.ended = true;
-                false
-            }
-        }
-    }
-
-    /// Takes every event already waiting.
-    fn poll(&mut self) {
-        while self.receive(Duration::ZERO) {}
-    }
-}
-
 /// A running member and its events. Leaves the chat when dropped, so a failing test
 /// leaves no member running behind it.
 struct Participant {
@@ -102,12 +66,7 @@ impl Participant {
             Node::start(config).unwrap_or_else(|e| panic!("cannot start {described}: {e}"));
         Participant {
             node,
-            inbox: Inbox {
-                events,
-                log: Vec::new(),
-                unclaimed: VecDeque::new(),
-                ended: false,
-            },
+            inbox: Inbox::new(events),
         }
     }
 
@@ -127,28 +86,18 @@ impl Participant {
     /// it; it is then claimed. Events that do not match stay unclaimed.
     #[track_caller]
     fn expect_event(&mut self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
-        let deadline = Instant::now() + EVENT_TIMEOUT;
-        loop {
-            if let Some(at) = self.inbox.unclaimed.iter().position(&pred) {
-                return self
-                    .inbox
-                    .unclaimed
-                    .remove(at)
-                    .expect("position is in range");
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || !self.inbox.receive(left) {
-                panic!(
-                    "{}: {what} did not come within {EVENT_TIMEOUT:?}{}; events seen: {:#?}",
-                    self.me().name,
-                    if self.inbox.ended {
-                        " (the channel ended)"
-                    } else {
-                        ""
-                    },
-                    self.inbox.log
-                );
-            }
+        match self.inbox.claim(pred, EVENT_TIMEOUT) {
+            Some(event) => event,
+            None => panic!(
+                "{}: {what} did not come within {EVENT_TIMEOUT:?}{}; events seen: {:#?}",
+                self.me().name,
+                if self.inbox.ended() {
+                    " (the channel ended)"
+                } else {
+                    ""
+                },
+                self.inbox.log
+            ),
         }
     }
 
@@ -173,26 +122,18 @@ impl Participant {
     /// arrived, unclaimed, before the watch began).
     #[track_caller]
     fn assert_no_event(&mut self, what: &str, pred: impl Fn(&Event) -> bool, window: Duration) {
-        let deadline = Instant::now() + window;
-        loop {
-            if let Some(event) = self.inbox.unclaimed.iter().find(|e| pred(e)) {
-                panic!(
-                    "{}: {what} happened: {event:#?}; events seen: {:#?}",
-                    self.me().name,
-                    self.inbox.log
-                );
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.inbox.ended {
-                return;
-            }
-            self.inbox.receive(left);
+        if let Some(event) = self.inbox.watch_for(pred, window) {
+            panic!(
+                "{}: {what} happened: {event:#?}; events seen: {:#?}",
+                self.me().name,
+                self.inbox.log
+            );
         }
     }
 
     /// How many events ever received match `pred`.
     fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
-        self.inbox.log.iter().filter(|e| pred(e)).count()
+        self.inbox.count(pred)
     }
 
     #[track_caller]
@@ -255,49 +196,9 @@ fn member(port: u16, host: Ipv4Addr, name: &str, extra: &[&str]) -> ChatProcess 
     ChatProcess::spawn(&args).with_label(name)
 }
 
-/// Everything a process printed, for failure messages (with escapes made visible).
-fn transcript(process: &ChatProcess) -> String {
-    let mut text = format!("--- {} stdout ---\n", process.label());
-    for line in process.stdout_lines() {
-        text.push_str(&format!("{line:?}\n"));
-    }
-    text.push_str("--- stderr ---\n");
-    for line in process.stderr_lines() {
-        text.push_str(&format!("{line:?}\n"));
-    }
-    text
-}
-
-/// Waits until at least `at_least` stdout lines of `process` satisfy `pred`. Moves no
-/// cursor, so lines that may come in any order can be awaited one after another.
-#[track_caller]
-fn wait_for_count(process: &ChatProcess, what: &str, pred: impl Fn(&str) -> bool, at_least: usize) {
-    let deadline = Instant::now() + EVENT_TIMEOUT;
-    loop {
-        let seen = process.count_lines(&pred);
-        if seen >= at_least {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "{}: saw {seen} of {at_least} x {what} within {EVENT_TIMEOUT:?}\n{}",
-                process.label(),
-                transcript(process)
-            );
-        }
-        thread::sleep(POLL_INTERVAL);
-    }
-}
-
-#[track_caller]
-fn wait_for_exact(process: &ChatProcess, line: &str) {
-    wait_for_count(process, &format!("{line:?}"), |l| l == line, 1);
-}
-
 #[track_caller]
 fn wait_for_containing(process: &ChatProcess, needle: &str) -> String {
-    wait_for_count(
-        process,
+    process.wait_for_count(
         &format!("a line with {needle:?}"),
         |l| l.contains(needle),
         1,
@@ -313,8 +214,7 @@ fn wait_for_containing(process: &ChatProcess, needle: &str) -> String {
 /// (`Alex`, `[private] Alex`, `Sam (127.0.0.4)`).
 #[track_caller]
 fn wait_for_said(process: &ChatProcess, who: &str, text: &str) {
-    wait_for_count(
-        process,
+    process.wait_for_count(
         &format!("\"hh:mm:ss {who}: {text}\""),
         |line| said(line, who) == Some(text),
         1,
@@ -332,7 +232,7 @@ fn assert_not_printed(process: &ChatProcess, what: &str, pred: impl Fn(&str) -> 
         !printed(process, pred),
         "{}: printed {what}, which it must not\n{}",
         process.label(),
-        transcript(process)
+        process.transcript()
     );
 }
 
@@ -345,7 +245,7 @@ fn leave_with_exit(process: &mut ChatProcess) {
         Some(0),
         "{}: /exit should end with status 0\n{}",
         process.label(),
-        transcript(process)
+        process.transcript()
     );
 }
 
@@ -679,9 +579,9 @@ fn msg_command_by_name_by_address_and_when_ambiguous() {
     // Alex knows all four others (with or without an address in the line: whether the
     // second Sam was already known when the first was shown depends on timing), and
     // each of them knows Alex.
-    wait_for_count(alex, "joins", |l| l.ends_with(" joined chat"), 4);
+    alex.wait_for_count("joins", |l| l.ends_with(" joined chat"), 4);
     for other in [bo, cleo, sam4, sam5] {
-        wait_for_exact(other, "Alex joined chat");
+        other.wait_for_exact("Alex joined chat");
     }
 
     // By a unique name: marked private at both ends.
@@ -925,7 +825,7 @@ fn name_command_prints_old_is_now_new_on_every_screen() {
         .collect();
     for (process, own) in members.iter().zip(names) {
         for name in names.iter().filter(|name| **name != own) {
-            wait_for_exact(process, &format!("{name} joined chat"));
+            process.wait_for_exact(&format!("{name} joined chat"));
         }
     }
     let [alex, bo, cleo] = &members[..] else {
@@ -934,13 +834,13 @@ fn name_command_prints_old_is_now_new_on_every_screen() {
 
     bo.send_line("/name Bobby");
     for process in &members {
-        wait_for_exact(process, "Bo is now Bobby");
+        process.wait_for_exact("Bo is now Bobby");
     }
     bo.send_line("still me");
     wait_for_said(alex, "Bobby", "still me");
     wait_for_said(cleo, "Bobby", "still me");
     alex.send_line("/members");
-    wait_for_exact(alex, &format!("Bobby: {}", hosts[1]));
+    alex.wait_for_exact(&format!("Bobby: {}", hosts[1]));
 }
 
 #[test]
@@ -950,16 +850,16 @@ fn members_who_share_a_name_are_told_apart() {
     let tess = member(port, tess_at, "Tess", &[]);
     let first = member(port, first_at, "Sam", &[]).with_label("first Sam");
     // While there is one Sam, Tess has no reason to add an address.
-    wait_for_exact(&tess, "Sam joined chat");
-    wait_for_exact(&first, "Tess joined chat");
+    tess.wait_for_exact("Sam joined chat");
+    first.wait_for_exact("Tess joined chat");
 
     let second = member(port, second_at, "Sam", &[]).with_label("second Sam");
     // From the moment a second Sam is there, every mention of either carries its
     // address, wherever the name is shared (a Sam sees the other as sharing its name).
-    wait_for_exact(&tess, &format!("Sam ({second_at}) joined chat"));
-    wait_for_exact(&first, &format!("Sam ({second_at}) joined chat"));
-    wait_for_exact(&second, &format!("Sam ({first_at}) joined chat"));
-    wait_for_exact(&second, "Tess joined chat");
+    tess.wait_for_exact(&format!("Sam ({second_at}) joined chat"));
+    first.wait_for_exact(&format!("Sam ({second_at}) joined chat"));
+    second.wait_for_exact(&format!("Sam ({first_at}) joined chat"));
+    second.wait_for_exact("Tess joined chat");
 
     first.send_line("one");
     second.send_line("two");
@@ -973,8 +873,8 @@ fn members_who_share_a_name_are_told_apart() {
 
     // /members lists both, each with its address.
     tess.send_line("/members");
-    wait_for_exact(&tess, &format!("Sam: {first_at}"));
-    wait_for_exact(&tess, &format!("Sam: {second_at}"));
+    tess.wait_for_exact(&format!("Sam: {first_at}"));
+    tess.wait_for_exact(&format!("Sam: {second_at}"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1028,7 +928,7 @@ fn colour_only_on_a_terminal() {
         assert!(
             line.contains("\x1b["),
             "a terminal without NO_COLOR should colour {needle:?}: {line:?}\n{}",
-            transcript(&coloured)
+            coloured.transcript()
         );
     }
     // Not with NO_COLOR, and not into a pipe.
@@ -1064,7 +964,7 @@ fn the_log_file_records_every_event_with_a_full_date_and_survives_a_kill() {
     };
     let bo = member(port, addr(13, 2), "Bo", &[]);
     wait_for_containing(&logger, "Bo joined chat");
-    wait_for_exact(&bo, "Alex joined chat");
+    bo.wait_for_exact("Alex joined chat");
 
     bo.send_line("hello from Bo");
     wait_for_containing(&logger, "hello from Bo");
@@ -1093,7 +993,7 @@ fn the_log_file_records_every_event_with_a_full_date_and_survives_a_kill() {
     assert!(killed.success(), "kill -s KILL {chat_pid} failed");
     logger.wait_exit(EVENT_TIMEOUT);
     // Bo sees the crash: the kernel closed the dead member's connection.
-    wait_for_exact(&bo, "Alex left chat");
+    bo.wait_for_exact("Alex left chat");
     let date_after = local_date();
 
     let check = |lines: &[String], expected: &[&str]| {
@@ -1120,7 +1020,7 @@ fn the_log_file_records_every_event_with_a_full_date_and_survives_a_kill() {
 
     // A second run appends to the same file.
     let mut again = member(port, addr(13, 3), "Alex again", &["--log", &log_path]);
-    wait_for_exact(&again, "Bobby joined chat");
+    again.wait_for_exact("Bobby joined chat");
     log.wait_for_lines(expected.len() + 1);
     leave_with_exit(&mut again);
     let both_runs = log.lines();

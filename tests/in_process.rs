@@ -13,17 +13,16 @@
 
 mod common;
 
-use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use p2pchat::{ChatMessage, Config, Event, Member, Node, StartError};
 
+use common::inbox::Inbox;
 use common::{EVENT_TIMEOUT, free_port};
 
 /// How long "must not happen" checks watch, once the chat has settled. Longer than the
@@ -58,112 +57,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .expect("the clock is after 1970");
     i64::try_from(since_epoch.as_millis()).expect("milliseconds fit in an i64")
-}
-
-/// The events of one member: everything ever received (`log`, for counting and for
-/// checking order) and what no `expect_event` has claimed yet (`unclaimed`).
-struct Inbox {
-    events: Receiver<Event>,
-    log: Vec<Event>,
-    unclaimed: VecDeque<Event>,
-    /// The channel has ended: the member left, and every event was taken.
-    ended: bool,
-}
-
-impl Inbox {
-    fn new(events: Receiver<Event>) -> Inbox {
-        Inbox {
-            events,
-            log: Vec::new(),
-            unclaimed: VecDeque::new(),
-            ended: false,
-        }
-    }
-
-    /// Waits up to `wait` for one event; false when none came (or none ever will).
-    fn receive(&mut self, wait: Duration) -> bool {
-        if self.ended {
-            return false;
-        }
-        match self.events.recv_timeout(wait) {
-            Ok(event) => {
-                self.log.push(event.clone());
-                self.unclaimed.push_back(event);
-                true
-            }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => {
-                self.ended = true;
-                false
-            }
-        }
-    }
-
-    /// The first unclaimed event matching `pred`, waiting up to `within` for it; it is
-    /// then claimed, so the next call looks for another one. Events that do not match
-    /// stay unclaimed (a test may wait for them next, in any order).
-    fn expect_event(&mut self, pred: impl Fn(&Event) -> bool, within: Duration) -> Event {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(at) = self.unclaimed.iter().position(&pred) {
-                return self.unclaimed.remove(at).expect("the position is in range");
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || !self.receive(left) {
-                let why = if self.ended {
-                    "before the event channel ended (the member left)".to_string()
-                } else {
-                    format!("within {within:?}")
-                };
-                panic!(
-                    "the expected event did not come {why}; events seen so far: {:#?}",
-                    self.log
-                );
-            }
-        }
-    }
-
-    /// Watches for `window`, and fails if an unclaimed event matching `pred` is there
-    /// (including one that arrived before the watch began).
-    fn assert_no_event(&mut self, pred: impl Fn(&Event) -> bool, window: Duration) {
-        let deadline = Instant::now() + window;
-        loop {
-            if let Some(event) = self.unclaimed.iter().find(|event| pred(event)) {
-                panic!(
-                    "an event that must not happen happened: {event:#?}; events seen so far: \
-                     {:#?}",
-                    self.log
-                );
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.ended {
-                return;
-            }
-            self.receive(left);
-        }
-    }
-
-    /// Takes every event already waiting, without blocking for long.
-    fn poll(&mut self) {
-        while self.receive(Duration::ZERO) {}
-    }
-
-    fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
-        self.log.iter().filter(|event| pred(event)).count()
-    }
-
-    /// The texts of the chat messages received from `sender`, in arrival order.
-    fn texts_from(&self, sender: Ipv4Addr) -> Vec<String> {
-        self.log
-            .iter()
-            .filter_map(|event| match event {
-                Event::Message(message) if message.id.origin == sender => {
-                    Some(message.text.clone())
-                }
-                _ => None,
-            })
-            .collect()
-    }
 }
 
 /// A running member of a test's chat and its events. Leaves the chat when dropped, so a

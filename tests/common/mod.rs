@@ -16,6 +16,7 @@
 // Every test binary compiles this module but uses only some of it.
 #![allow(dead_code)]
 
+pub mod inbox;
 pub mod lan;
 pub mod process;
 

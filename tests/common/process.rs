@@ -29,12 +29,17 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::EVENT_TIMEOUT;
+
 /// The binary under test, built by cargo for integration tests.
 pub const CHAT_BINARY: &str = env!("CARGO_BIN_EXE_p2pchat");
 
 /// How often [`ChatProcess::wait_exit`] checks whether the child has exited. `Child` has
 /// no wait-with-timeout, so we poll; 20 ms costs nothing and adds no visible delay.
 const EXIT_POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How often [`ChatProcess::wait_for_count`] counts the matching lines again.
+const COUNT_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// After the child exits, how long to wait for the reader threads to hand over the last
 /// lines still in the pipes. Reaching end of file takes microseconds; the bound only
@@ -198,6 +203,48 @@ impl ChatProcess {
             .iter()
             .filter(|line| pred(line))
             .count()
+    }
+
+    /// Waits until at least `at_least` stdout lines satisfy `pred`, up to
+    /// [`EVENT_TIMEOUT`]. Unlike `wait_for_line` it moves no cursor, so lines that may
+    /// come in any order (joins from several members) can be awaited one after another.
+    #[track_caller]
+    pub fn wait_for_count(&self, what: &str, pred: impl Fn(&str) -> bool, at_least: usize) {
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        loop {
+            let seen = self.count_lines(&pred);
+            if seen >= at_least {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{}: saw {seen} of {at_least} x {what} within {EVENT_TIMEOUT:?}\n{}",
+                    self.label(),
+                    self.transcript()
+                );
+            }
+            thread::sleep(COUNT_POLL_INTERVAL);
+        }
+    }
+
+    /// Waits until exactly this line was printed (at least once); moves no cursor.
+    #[track_caller]
+    pub fn wait_for_exact(&self, line: &str) {
+        self.wait_for_count(&format!("{line:?}"), |l| l == line, 1);
+    }
+
+    /// Everything printed so far, each line quoted so escapes are visible, for failure
+    /// messages.
+    pub fn transcript(&self) -> String {
+        let mut text = format!("--- {} stdout ---\n", self.label());
+        for line in self.stdout_lines() {
+            text.push_str(&format!("{line:?}\n"));
+        }
+        text.push_str("--- stderr ---\n");
+        for line in self.stderr_lines() {
+            text.push_str(&format!("{line:?}\n"));
+        }
+        text
     }
 
     /// A snapshot of every stdout line so far.
