@@ -12,6 +12,13 @@
 //! thread can shut the socket down without waiting for that mutex: two file
 //! descriptors per connection.
 //!
+//! ## Dialing from our own address
+//!
+//! `TcpStream::connect` lets the kernel pick the source address; on a machine with
+//! several (127.0.0.1, .2, .3; or two network cards) it may not be ours, and peers know
+//! members by the address they see. So `dial` builds the socket with socket2: `bind` to
+//! `HOST:0` (our address, any free port), then `connect`.
+//!
 //! ## Timeouts instead of extra threads
 //!
 //! * `set_read_timeout` (the socket option `SO_RCVTIMEO`) makes a blocking `read` give
@@ -33,7 +40,7 @@
 //! connection is closed from outside its thread.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -366,47 +373,48 @@ fn serve(
 ) -> Result<(), ConnectionError> {
     // The dialer speaks first; the acceptor answers only once it has installed the
     // connection (see the PeerMap's rule 3 for why the order matters).
-    let dialer_hello = shared.hello();
-    if link.direction() == Direction::Outbound {
-        shared.send_frame(link, &dialer_hello)?;
+    let dialing = link.direction() == Direction::Outbound;
+    let announced_name = shared.name();
+    if dialing {
+        shared.send_frame(link, &shared.hello(announced_name.clone()))?;
     }
     let mut identity = read_hello(shared, reader, link.peer())?;
 
     // Once installed, the connection is in every other thread's list of links. The
-    // acceptor holds the write lock from before that until its hello is written, so
-    // nothing another thread sends can arrive before the hello; and builds the hello
-    // at that moment, so it carries our current name.
-    let mut held = (link.direction() == Direction::Inbound).then(|| link.hold());
-    let answer = match shared.admit(identity.clone(), link.clone()) {
-        // Say why before closing, so the dialer knows this is not a failure.
-        Admission::Surplus { close_new: true } | Admission::Closed => Frame::Bye,
-        Admission::Surplus { close_new: false }
-        | Admission::Joined
-        | Admission::Replaced { .. }
-        | Admission::Restarted { .. } => shared.hello(),
-    };
-    let mut ended = Ok(());
-    if let Some(held) = held.as_mut() {
-        shared.trace(link.peer(), WireDirection::Sent, &answer);
-        ended = held
-            .send_encoded(&answer.encode())
-            .map_err(ConnectionError::from);
-    } else if answer == Frame::Bye {
-        let _ = shared.send_frame(link, &Frame::Bye);
-    } else if let Frame::Hello { name, .. } = &dialer_hello {
-        // A /name between our hello and the installation reached the links installed
-        // then, not this one: tell this peer now.
-        let current = shared.name();
-        if *name != current {
-            ended = shared
-                .send_frame(link, &Frame::Rename { name: current })
-                .map_err(ConnectionError::from);
+    // acceptor holds the write lock from before that until its answer is written, so
+    // nothing another thread sends can overtake its hello.
+    let mut held = (!dialing).then(|| link.hold());
+    let admitted = !matches!(
+        shared.admit(identity.clone(), link.clone()),
+        Admission::Surplus { close_new: true } | Admission::Closed
+    );
+    let answered = match held.as_mut() {
+        // The acceptor's answer: its hello, built now so it carries the current name,
+        // or a goodbye that tells the dialer this is not a failure.
+        Some(held) => {
+            let answer = if admitted {
+                shared.hello(shared.name())
+            } else {
+                Frame::Bye
+            };
+            shared.trace(link.peer(), WireDirection::Sent, &answer);
+            held.send_encoded(&answer.encode())
         }
-    }
+        None if !admitted => shared.send_frame(link, &Frame::Bye),
+        // A /name since our hello reached only the links installed then: tell this one.
+        None if shared.name() != announced_name => shared.send_frame(
+            link,
+            &Frame::Rename {
+                name: shared.name(),
+            },
+        ),
+        None => Ok(()),
+    };
     drop(held);
-    if answer == Frame::Bye {
+    if !admitted {
         return Ok(());
     }
+    let mut ended = answered.map_err(ConnectionError::from);
     if ended.is_ok() {
         ended = read_frames(shared, reader, link, &mut identity);
     }
@@ -513,14 +521,6 @@ fn read_frames(
         if last_heard.elapsed() >= PEER_TIMEOUT {
             return Err(ConnectionError::Silent);
         }
-    }
-}
-
-/// The peer's IPv4 address, for a connection accepted by the listener.
-pub(crate) fn ipv4_of(addr: SocketAddr) -> Option<Ipv4Addr> {
-    match addr {
-        SocketAddr::V4(v4) => Some(*v4.ip()),
-        SocketAddr::V6(_) => None,
     }
 }
 

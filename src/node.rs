@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -363,6 +363,9 @@ impl Node {
             return Err(SendError::TooLong { bytes: text.len() });
         }
         let shared = &self.shared;
+        // Held across the writes on purpose: messages leave in `seq` order even when
+        // several threads send, and none can follow the goodbye. Each write is bounded
+        // by WRITE_TIMEOUT; the PeerMap lock is not held meanwhile.
         let mut outgoing = lock(&shared.outgoing);
         if outgoing.left {
             return Err(SendError::Left);
@@ -489,17 +492,17 @@ impl Node {
         lock(&shared.rounds).insert(
             request,
             HistoryRound {
-                waiting_for: links.iter().map(|(peer, _)| peer.addr).collect(),
+                waiting_for: links.iter().map(|link| link.peer()).collect(),
                 received: Vec::new(),
                 received_per_member: HashMap::new(),
             },
         );
-        for (peer, link) in &links {
+        for link in &links {
             if shared
                 .send_frame(link, &Frame::HistoryRequest { request })
                 .is_err()
             {
-                shared.stop_waiting_for(peer.addr);
+                shared.stop_waiting_for(link.peer());
             }
         }
         let rounds = lock(&shared.rounds);
@@ -535,7 +538,7 @@ impl Node {
         outgoing.left = true;
         shared.leaving.store(true, Ordering::SeqCst);
         let links = shared.peers().close();
-        for (_, link) in links {
+        for link in links {
             if shared.send_frame(&link, &Frame::Bye).is_ok() {
                 link.finish();
             }
@@ -640,11 +643,12 @@ impl Shared {
         &self.config.room
     }
 
-    pub(crate) fn hello(&self) -> Frame {
+    /// Our hello, introducing us as `name` (the caller keeps the name it announced).
+    pub(crate) fn hello(&self, name: String) -> Frame {
         Frame::Hello {
             version: PROTOCOL_VERSION,
             instance: self.instance,
-            name: self.name(),
+            name,
             room: self.config.room.clone(),
         }
     }
@@ -719,7 +723,7 @@ impl Shared {
     fn send_to_all(&self, frame: &Frame) {
         let links = self.peers().links();
         let encoded = frame.encode();
-        for (_, link) in links {
+        for link in links {
             self.trace(link.peer(), WireDirection::Sent, frame);
             // A failed write closes that connection; its thread reports the departure.
             let _ = link.send_encoded(&encoded);
@@ -908,9 +912,11 @@ fn accept_members(shared: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
-        let Some(peer_addr) = stream.peer_addr().ok().and_then(connection::ipv4_of) else {
+        // The listener is bound to an IPv4 address, so every peer is IPv4.
+        let Ok(SocketAddr::V4(peer_addr)) = stream.peer_addr() else {
             continue;
         };
+        let peer_addr = *peer_addr.ip();
         if !shared.reserve_connection_thread() {
             refused_unreported += 1;
             if last_refusal_report.is_none_or(|last| last.elapsed() >= Duration::from_secs(1)) {
@@ -1024,7 +1030,7 @@ fn udp_bind_error(e: BindError, config: &Config) -> StartError {
 }
 
 /// Milliseconds since the Unix epoch, by this machine's clock.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 

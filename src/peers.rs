@@ -310,7 +310,7 @@ impl PeerMap {
     /// Stops accepting and dialing (we are leaving), and returns the installed
     /// connections, to say goodbye on. Done in one step under the lock, so every
     /// connection is either in this list or refused by [`PeerMap::admit`].
-    pub fn close(&mut self) -> Vec<(PeerIdentity, Arc<Link>)> {
+    pub fn close(&mut self) -> Vec<Arc<Link>> {
         self.closed = true;
         self.links()
     }
@@ -319,12 +319,10 @@ impl PeerMap {
         self.dialing.remove(&addr);
     }
 
-    /// The installed connections, to send on after the lock is released.
-    pub fn links(&self) -> Vec<(PeerIdentity, Arc<Link>)> {
-        self.peers
-            .values()
-            .map(|peer| (peer.identity.clone(), peer.link.clone()))
-            .collect()
+    /// The installed connections, to send on after the lock is released. Only the
+    /// links are copied (each knows its peer's address): this runs for every message.
+    pub fn links(&self) -> Vec<Arc<Link>> {
+        self.peers.values().map(|peer| peer.link.clone()).collect()
     }
 
     /// Every member shown to have joined, ordered by address.
@@ -337,10 +335,6 @@ impl PeerMap {
             .collect();
         members.sort_by_key(|member| member.addr);
         members
-    }
-
-    pub fn len(&self) -> usize {
-        self.peers.len()
     }
 
     pub fn is_empty(&self) -> bool {

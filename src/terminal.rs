@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::commands::{self, Command};
 use crate::display::{self, Roster, Style};
-use crate::node::{Config, Event, Node};
+use crate::node::{Config, Event, Node, now_ms};
 use crate::tuning::{PRINTER_DRAIN_TIMEOUT, THREAD_STACK_BYTES};
 use crate::warn;
 
@@ -180,10 +180,6 @@ fn read_commands(node: &Node, style: Style) {
 
 fn roster(node: &Node) -> Roster {
     Roster::new(node.me(), node.members())
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// Prints one or more lines in one write, holding stdout's lock so that lines from the
