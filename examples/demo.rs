@@ -12,8 +12,8 @@
 //! it sends and receives, so the demo shows each frame twice: once leaving its sender,
 //! once arriving. Follow one message from `Chat` on the way out to `Chat` on the way in.
 
+use p2pchat::Events;
 use std::net::Ipv4Addr;
-use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -70,7 +70,7 @@ fn main() {
 }
 
 /// Prints one member's events, with its name in front.
-fn show_events(node: &Node, events: Receiver<Event>, show_heartbeats: bool) {
+fn show_events(node: &Node, events: Events, show_heartbeats: bool) {
     let me = node.me().name;
     for event in events {
         match event {

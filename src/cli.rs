@@ -6,7 +6,8 @@ use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use crate::node::{Config, check_name};
+use crate::config::Config;
+use crate::text::check_name;
 use crate::tuning::{DEFAULT_PORT, DEFAULT_ROOM};
 
 /// What the command line asks for.
@@ -64,7 +65,7 @@ In the chat, type a line and press Enter to send it to everyone. Commands:
 Exit status: 0 after leaving, 1 when the chat cannot start, 2 for a usage error.
 Colour is used only on a terminal, and never when NO_COLOR is set.",
         version = env!("CARGO_PKG_VERSION"),
-        max = crate::protocol::MAX_NAME_CHARS,
+        max = crate::text::MAX_NAME_CHARS,
     )
 }
 

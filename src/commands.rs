@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::node::Member;
+use crate::event::Member;
 
 /// One line of the user's input, understood.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,15 +16,15 @@
 //!   every screen and in every session; your own name is bold, and lines about the
 //!   chat itself (joined, left, renamed) are dimmed.
 
-use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::net::Ipv4Addr;
 
 use chrono::{Local, TimeZone};
 
 use crate::commands::RecipientError;
-use crate::node::{Event, Member};
+use crate::event::{Event, Member};
 use crate::protocol::ChatMessage;
+use crate::text::sanitize;
 
 /// The lines printed at start and by `/help`: the seven every user of the chat knows,
 /// then one per command p2pchat adds.
@@ -114,50 +114,6 @@ impl Roster {
     }
 }
 
-/// Replaces what a terminal would interpret rather than show.
-///
-/// * C0 controls (including ESC, BEL, backspace, CR, LF, TAB) become the matching
-///   Unicode "control picture" (`␛`, `␇`, `␈`, `␍`, ...), so they are visible but inert.
-/// * DEL becomes `␡`; C1 controls (U+0080–U+009F, which some terminals treat like ESC),
-///   the bidirectional overrides and isolates (which can make text read backwards), and
-///   the line and paragraph separators become `�`.
-///
-/// ```
-/// assert_eq!(p2pchat::display::sanitize("\x1b[2Jhi\x07"), "␛[2Jhi␇");
-/// ```
-pub fn sanitize(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(needs_replacing) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(text.chars().map(visible_stand_in).collect())
-}
-
-fn needs_replacing(c: char) -> bool {
-    c.is_control() || is_bidi_or_separator(c)
-}
-
-fn is_bidi_or_separator(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}'
-            | '\u{200E}'
-            | '\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2066}'..='\u{2069}'
-            | '\u{2028}'
-            | '\u{2029}'
-    )
-}
-
-fn visible_stand_in(c: char) -> char {
-    match c {
-        '\u{0}'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{FFFD}'),
-        '\u{7f}' => '\u{2421}',
-        c if needs_replacing(c) => '\u{FFFD}',
-        c => c,
-    }
-}
-
 /// `hh:mm:ss` of a send time (milliseconds since the Unix epoch) in the local time zone.
 pub fn clock_time(sent_at_ms: i64) -> String {
     local_time(sent_at_ms, "%H:%M:%S", "??:??:??")
@@ -190,7 +146,10 @@ pub fn event_lines(event: &Event, roster: &Roster, style: Style) -> Option<Strin
             text,
         } => private_line(from, to, *sent_at_ms, text, roster, style, clock_time),
         Event::Renamed { addr, old, new } => renamed_line(*addr, old, new, roster, style),
-        Event::Wire { .. } => return None,
+        Event::Missed { messages, other } => missed_line(*messages, *other, style),
+        // Diagnostics are not chat: the front end shows them apart (on stderr), with
+        // `warning_line`.
+        Event::Warning(_) | Event::Wire { .. } => return None,
     })
 }
 
@@ -211,7 +170,7 @@ pub fn log_line(event: &Event, roster: &Roster, now_ms: i64) -> Option<String> {
             date_time(*sent_at_ms),
             roster.label(&from.name, from.addr)
         ),
-        Event::Wire { .. } => return None,
+        Event::Warning(_) | Event::Wire { .. } => return None,
         other => format!(
             "{} {}",
             date_time(now_ms),
@@ -283,6 +242,30 @@ pub fn renamed_line(addr: Ipv4Addr, old: &str, new: &str, roster: &Roster, style
         roster.label(old, addr),
         roster.label(new, addr)
     ))
+}
+
+/// `1450 messages and 2 other lines were not shown here: ...`, where the front end
+/// fell behind and events were dropped rather than making the network wait.
+pub fn missed_line(messages: u64, other: u64, style: Style) -> String {
+    let counted = |count: u64, what: &str| match count {
+        0 => None,
+        1 => Some(format!("1 {what}")),
+        n => Some(format!("{n} {what}s")),
+    };
+    let parts: Vec<String> = [counted(messages, "message"), counted(other, "other line")]
+        .into_iter()
+        .flatten()
+        .collect();
+    let verb = if messages + other == 1 { "was" } else { "were" };
+    style.system(&format!(
+        "{} {verb} not shown here: this screen fell behind. /history shows what was said.",
+        parts.join(" and ")
+    ))
+}
+
+/// A diagnostic, as the terminal prints it on stderr: `p2pchat: connection with ...`.
+pub fn warning_line(text: &str) -> String {
+    format!("p2pchat: {}", sanitize(text))
 }
 
 /// The `/members` answer: a heading, then `Name: IP` for you and then everyone else.
@@ -407,36 +390,6 @@ mod tests {
             sent_at_ms,
             text: text.into(),
         }
-    }
-
-    #[test]
-    fn plain_text_passes_through_untouched() {
-        let text = "Hello, it's ME! Zoë 😀 👨‍👩‍👧";
-        assert!(matches!(sanitize(text), Cow::Borrowed(t) if t == text));
-    }
-
-    #[test]
-    fn escape_sequences_and_controls_become_visible_and_inert() {
-        assert_eq!(sanitize("\x1b[2Jgone"), "␛[2Jgone");
-        assert_eq!(
-            sanitize("bell\x07 back\x08 cr\r lf\n tab\t"),
-            "bell␇ back␈ cr␍ lf␊ tab␉"
-        );
-        assert_eq!(sanitize("del\x7f"), "del␡");
-        assert_eq!(sanitize("c1\u{9b}31m"), "c1\u{FFFD}31m");
-    }
-
-    #[test]
-    fn bidi_overrides_cannot_reverse_text() {
-        assert_eq!(sanitize("abc\u{202E}fed"), "abc\u{FFFD}fed");
-        assert_eq!(sanitize("\u{2066}x\u{2069}"), "\u{FFFD}x\u{FFFD}");
-        assert_eq!(sanitize("line\u{2028}break"), "line\u{FFFD}break");
-    }
-
-    #[test]
-    fn nothing_sanitized_contains_a_control_character() {
-        let every_low_char: String = (0u32..0x3000).filter_map(char::from_u32).collect();
-        assert!(!sanitize(&every_low_char).chars().any(needs_replacing));
     }
 
     #[test]
@@ -586,6 +539,17 @@ mod tests {
             to_alex.ends_with(" [private to Alex] Me: psst"),
             "{to_alex}"
         );
+    }
+
+    #[test]
+    fn missed_lines_say_exactly_how_many() {
+        assert_eq!(
+            missed_line(1450, 2, Style::PLAIN),
+            "1450 messages and 2 other lines were not shown here: this screen fell behind. \
+             /history shows what was said."
+        );
+        assert!(missed_line(1, 0, Style::PLAIN).starts_with("1 message was not shown"));
+        assert!(missed_line(0, 1, Style::PLAIN).starts_with("1 other line was not shown"));
     }
 
     #[test]

@@ -27,7 +27,7 @@
 //!
 //! The user's thread reads a line ([`terminal`]), [`commands`] decides it is a message,
 //! and [`Node::send`] writes one `Chat` frame ([`protocol`]) to each installed
-//! connection ([`connection::Link`]). On every other member, that connection's own
+//! connection ([`link::Link`]). On every other member, that connection's own
 //! thread reads bytes until a whole frame is buffered, records the message in the
 //! bounded log ([`history`]) and hands an [`Event`] to the front end, which prints
 //! `hh:mm:ss Alex: text` ([`display`]).
@@ -75,25 +75,26 @@
 //! | [`tuning`]     | every timing and size, with the reason for it                  |
 
 pub mod cli;
+pub mod clock;
 pub mod commands;
+pub mod config;
 pub mod connection;
+pub mod console;
 pub mod discovery;
 pub mod display;
+pub mod event;
 pub mod history;
+pub mod link;
 pub mod node;
 pub mod peers;
 pub mod protocol;
+pub mod rounds;
+pub mod shared;
 pub mod terminal;
+pub mod text;
 pub mod tuning;
 
-pub use node::{Config, Event, Member, Node, SendError, StartError, WireDirection};
+pub use config::Config;
+pub use event::{Event, Events, Member, WireDirection};
+pub use node::{Node, SendError, StartError};
 pub use protocol::ChatMessage;
-
-/// Prints a diagnostic to stderr, where it never mixes with the chat on stdout.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! warn {
-    ($($arg:tt)*) => {
-        eprintln!("p2pchat: {}", format_args!($($arg)*))
-    };
-}

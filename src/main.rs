@@ -6,23 +6,24 @@
 use std::process::ExitCode;
 
 use p2pchat::cli::{self, Invocation, UsageError};
+use p2pchat::console;
 
 fn main() -> ExitCode {
     match cli::parse(std::env::args_os().skip(1)) {
         Ok(Invocation::Chat { config, log_file }) => p2pchat::terminal::run(config, log_file),
         Ok(Invocation::Help) => {
-            println!("{}", cli::help());
+            console::out(&cli::help());
             ExitCode::SUCCESS
         }
         Ok(Invocation::Version) => {
-            println!("p2pchat {}", env!("CARGO_PKG_VERSION"));
+            console::out(&format!("p2pchat {}", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
         Err(UsageError(problem)) => {
-            eprintln!(
+            console::err(&format!(
                 "p2pchat: {problem}\n{}\nRun `p2pchat --help` for more.",
                 cli::USAGE
-            );
+            ));
             ExitCode::from(2)
         }
     }

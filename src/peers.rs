@@ -1,9 +1,14 @@
 //! The PeerMap: who we are connected to, exactly one connection per member.
 //!
 //! Every connection thread, the discovery thread and the user's thread share one
-//! `PeerMap` behind an `Arc<Mutex<_>>`. The lock is held only to look things up or
-//! change them, never while reading from or writing to a socket: a write can block
-//! on a slow peer, and holding the lock then would freeze every other thread.
+//! `PeerMap` behind the engine's state lock (see `shared.rs`). It is a plain data
+//! structure: it never touches a socket (queueing a frame on a [`Link`] is not I/O), so
+//! the lock is never held while the network is slow, and its rules are unit-tested here.
+//!
+//! Besides the installed connections it keeps what must change in the same step as
+//! them: the addresses being dialed, every connection that has a thread (to close them
+//! all when leaving), how many threads there are (at most [`MAX_CONNECTIONS`]), and
+//! whether we are leaving.
 //!
 //! ## One connection per pair
 //!
@@ -29,7 +34,7 @@
 //! In practice the lower member makes the swap itself rare: while its own connection to
 //! the higher member is on its way, it declines the higher member's (rule 1 says its own
 //! will win anyway). And since "am I connected or already dialing?" and "then I am
-//! dialing now" are one step under the lock ([`PeerMap::start_dialing`]), a member either
+//! dialing now" are one step under the lock ([`PeerMap::reserve_dial`]), a member either
 //! has accepted the other's connection before it would dial, or it dials and declines
 //! the other's. Either way the pair never carries messages on two connections at once,
 //! so none can be lost or reordered between them.
@@ -42,17 +47,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::connection::Link;
-use crate::node::Member;
-
-/// Which end dialed a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// We connected to them (after hearing their announcement).
-    Outbound,
-    /// They connected to us.
-    Inbound,
-}
+use crate::event::Member;
+use crate::link::{Direction, Link};
+use crate::tuning::MAX_CONNECTIONS;
 
 /// What a member said in its hello.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,8 +139,11 @@ pub struct PeerMap {
     /// Addresses we have an outbound connection thread for (dialing, saying hello or
     /// connected), so an announcement heard twice does not start a second one.
     dialing: HashSet<Ipv4Addr>,
-    /// Set when we leave: nothing is installed or dialed after that.
-    closed: bool,
+    /// Connection threads running, dialing or accepted, at most [`MAX_CONNECTIONS`].
+    threads: usize,
+    /// Set when we leave: nothing is installed or dialed after that. The one place
+    /// "leaving" is stored.
+    leaving: bool,
     /// Every connection that has a thread, installed or not (still saying hello, or a
     /// surplus one), by link id: what leaving must close.
     open: HashMap<u64, Arc<Link>>,
@@ -158,16 +158,57 @@ impl PeerMap {
             me,
             peers: HashMap::new(),
             dialing: HashSet::new(),
-            closed: false,
+            threads: 0,
+            leaving: false,
             open: HashMap::new(),
             standby: HashMap::new(),
+        }
+    }
+
+    /// Whether we are leaving.
+    pub fn is_leaving(&self) -> bool {
+        self.leaving
+    }
+
+    /// Counts a thread for a connection someone opened to us; false when we are leaving
+    /// or [`MAX_CONNECTIONS`] threads are running.
+    pub fn reserve_thread(&mut self) -> bool {
+        if self.leaving || self.threads >= MAX_CONNECTIONS {
+            return false;
+        }
+        self.threads += 1;
+        true
+    }
+
+    /// Counts a thread to dial `addr` and marks it as being dialed, unless we are
+    /// connected to that run of it (`instance`), are dialing it already, are leaving,
+    /// or run [`MAX_CONNECTIONS`] threads; returns whether to dial. One step, so a
+    /// member either has the other's connection before it would dial, or it dials and
+    /// declines the other's (see rule 1).
+    pub fn reserve_dial(&mut self, addr: Ipv4Addr, instance: u64) -> bool {
+        let connected = self
+            .peers
+            .get(&addr)
+            .is_some_and(|peer| peer.identity.instance == instance);
+        if connected || self.dialing.contains(&addr) || !self.reserve_thread() {
+            return false;
+        }
+        self.dialing.insert(addr);
+        true
+    }
+
+    /// A connection thread has ended: uncount it, and unmark the address it dialed.
+    pub fn release(&mut self, dialed: Option<Ipv4Addr>) {
+        self.threads = self.threads.saturating_sub(1);
+        if let Some(addr) = dialed {
+            self.dialing.remove(&addr);
         }
     }
 
     /// Notes a connection that now has a thread; false (and not noted) if we are
     /// leaving, so that a dial that was already under way ends at once.
     pub fn open(&mut self, link: &Arc<Link>) -> bool {
-        if self.closed {
+        if self.leaving {
             return false;
         }
         self.open.insert(link.id(), link.clone());
@@ -175,8 +216,8 @@ impl PeerMap {
     }
 
     /// Forgets a connection whose thread is ending.
-    pub fn forget(&mut self, link: &Link) {
-        self.open.remove(&link.id());
+    pub fn forget(&mut self, link_id: u64) {
+        self.open.remove(&link_id);
     }
 
     /// Every connection that still has a thread.
@@ -186,7 +227,7 @@ impl PeerMap {
 
     /// Installs a connection whose hello exchange just completed, or decides not to.
     pub fn admit(&mut self, identity: PeerIdentity, link: Arc<Link>) -> Admission {
-        if self.closed {
+        if self.leaving {
             return Admission::Closed;
         }
         let addr = identity.addr;
@@ -297,26 +338,12 @@ impl PeerMap {
         }
     }
 
-    /// Marks `addr` as being dialed, unless we are connected to that run of it
-    /// (`instance`), are dialing it already, or are leaving; returns whether to dial.
-    pub fn start_dialing(&mut self, addr: Ipv4Addr, instance: u64) -> bool {
-        let connected = self
-            .peers
-            .get(&addr)
-            .is_some_and(|peer| peer.identity.instance == instance);
-        !self.closed && !connected && self.dialing.insert(addr)
-    }
-
     /// Stops accepting and dialing (we are leaving), and returns the installed
     /// connections, to say goodbye on. Done in one step under the lock, so every
     /// connection is either in this list or refused by [`PeerMap::admit`].
     pub fn close(&mut self) -> Vec<Arc<Link>> {
-        self.closed = true;
+        self.leaving = true;
         self.links()
-    }
-
-    pub fn stop_dialing(&mut self, addr: Ipv4Addr) {
-        self.dialing.remove(&addr);
     }
 
     /// The installed connections, to send on after the lock is released. Only the

@@ -24,6 +24,8 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use crate::text::MAX_NAME_CHARS;
+
 /// Version of the protocol spoken by this build. Sent in every hello and announcement;
 /// a member speaking another version is refused with a message that names both.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -40,9 +42,6 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 /// The largest chat message, in bytes of UTF-8. About three screens of text: enough
 /// for any line a person types, small enough that a history reply stays cheap.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
-
-/// The most characters in a member's name (checked on the command line).
-pub const MAX_NAME_CHARS: usize = 32;
 
 /// The most bytes a name may take on the wire: 32 characters of up to 4 UTF-8 bytes.
 pub const MAX_NAME_BYTES: usize = MAX_NAME_CHARS * 4;

@@ -8,8 +8,10 @@
 //!   a peer appears while the user is still typing, and appends them to the log file
 //!   if there is one.
 //!
-//! Each line (or block of lines) is written by `print_lines` in one locked write, so
-//! lines from the two threads never mix.
+//! Every line goes through [`crate::console`], which writes each one whole, so lines from
+//! the two threads (and the diagnostics on stderr) never split each other. The printer
+//! is the only thread that waits for the screen: the node's threads hand it events
+//! through a queue that never blocks them ([`crate::event`]).
 //!
 //! Leaving happens in one of three ways, all ending in [`Node::leave`] (which sends the
 //! goodbye after everything already typed), then a wait for the printer to show what
@@ -25,11 +27,14 @@ use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::clock::now_ms;
 use crate::commands::{self, Command};
+use crate::config::Config;
+use crate::console;
 use crate::display::{self, Roster, Style};
-use crate::node::{Config, Event, Node, now_ms};
+use crate::event::{Event, Events};
+use crate::node::Node;
 use crate::tuning::{PRINTER_DRAIN_TIMEOUT, THREAD_STACK_BYTES};
-use crate::warn;
 
 /// Runs the chat until the user leaves. Returns the process's exit status.
 pub fn run(config: Config, log_file: Option<PathBuf>) -> ExitCode {
@@ -37,14 +42,14 @@ pub fn run(config: Config, log_file: Option<PathBuf>) -> ExitCode {
     let log = match log_file.map(|path| open_log(&path)).transpose() {
         Ok(log) => log,
         Err(message) => {
-            eprintln!("p2pchat: {message}");
+            console::err(&format!("p2pchat: {message}"));
             return ExitCode::FAILURE;
         }
     };
     let (node, events) = match Node::start(config) {
         Ok(started) => started,
         Err(e) => {
-            eprintln!("p2pchat: {e}");
+            console::err(&format!("p2pchat: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -61,10 +66,12 @@ pub fn run(config: Config, log_file: Option<PathBuf>) -> ExitCode {
         leave(&on_signal, &printer_done_on_signal);
         std::process::exit(0);
     }) {
-        warn!("Ctrl-C will not say goodbye to the others: {e}");
+        console::err(&display::warning_line(&format!(
+            "Ctrl-C will not say goodbye to the others: {e}"
+        )));
     }
 
-    print_lines(display::BANNER);
+    console::out(display::BANNER);
     let printer_node = node.clone();
     let printer = std::thread::Builder::new()
         .name("printer".into())
@@ -74,7 +81,7 @@ pub fn run(config: Config, log_file: Option<PathBuf>) -> ExitCode {
             drop(printing);
         });
     if let Err(e) = printer {
-        eprintln!("p2pchat: cannot start the printer thread: {e}");
+        console::err(&format!("p2pchat: cannot start the printer thread: {e}"));
         node.leave();
         return ExitCode::FAILURE;
     }
@@ -85,8 +92,8 @@ pub fn run(config: Config, log_file: Option<PathBuf>) -> ExitCode {
 }
 
 /// Opens (creating if needed) the log file for appending. Every line is one `write`
-/// on an unbuffered `File`, so it is in the kernel's hands at once: a killed process
-/// loses nothing it logged.
+/// (line and ending together) on an unbuffered `File`, so it is in the kernel's hands
+/// at once, whole: a killed process loses nothing it logged.
 fn open_log(path: &PathBuf) -> Result<File, String> {
     OpenOptions::new()
         .create(true)
@@ -104,18 +111,24 @@ fn leave(node: &Node, printer_done: &Mutex<Receiver<()>>) {
 }
 
 /// The printer thread: every event, on screen and in the log, until the node leaves.
-fn print_events(node: &Node, events: Receiver<Event>, style: Style, mut log: Option<File>) {
+fn print_events(node: &Node, events: Events, style: Style, mut log: Option<File>) {
     for event in events {
+        if let Event::Warning(text) = &event {
+            console::err(&display::warning_line(text));
+            continue;
+        }
         let roster = roster(node);
         if let Some(lines) = display::event_lines(&event, &roster, style) {
-            print_lines(&lines);
+            console::out(&lines);
         }
         let logged = log
             .as_mut()
             .zip(display::log_line(&event, &roster, now_ms()));
         if let Some((file, line)) = logged {
-            if let Err(e) = writeln!(file, "{line}") {
-                warn!("cannot write to the log file, no longer logging: {e}");
+            if let Err(e) = file.write_all(format!("{line}\n").as_bytes()) {
+                console::err(&display::warning_line(&format!(
+                    "cannot write to the log file, no longer logging: {e}"
+                )));
                 log = None;
             }
         }
@@ -133,7 +146,9 @@ fn read_commands(node: &Node, style: Style) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                warn!("cannot read the keyboard: {e}");
+                console::err(&display::warning_line(&format!(
+                    "cannot read the keyboard: {e}"
+                )));
                 return;
             }
         }
@@ -144,48 +159,40 @@ fn read_commands(node: &Node, style: Style) {
         let outcome = match commands::parse(text) {
             Command::Say(message) => node.send(message),
             Command::Members => {
-                print_lines(&display::members_lines(&roster(node)));
+                console::out(&display::members_lines(&roster(node)));
                 Ok(())
             }
             Command::Help => {
-                print_lines(display::BANNER);
+                console::out(display::BANNER);
                 Ok(())
             }
             Command::Hooray => node.hooray(),
             Command::History => {
                 let history = node.history();
-                print_lines(&display::history_lines(&history, &roster(node), style));
+                console::out(&display::history_lines(&history, &roster(node), style));
                 Ok(())
             }
             Command::Msg(argument) => match commands::recipient(argument, &node.members()) {
                 Ok((member, message)) => node.send_private(member.addr, message),
                 Err(problem) => {
-                    print_lines(&display::recipient_problem_line(&problem, &roster(node)));
+                    console::out(&display::recipient_problem_line(&problem, &roster(node)));
                     Ok(())
                 }
             },
             Command::Name(new_name) => node.rename(new_name),
             Command::Exit => return,
             Command::Unknown(word) => {
-                print_lines(&display::unknown_command_line(word));
+                console::out(&display::unknown_command_line(word));
                 Ok(())
             }
             Command::Nothing => Ok(()),
         };
         if let Err(e) = outcome {
-            print_lines(&e.to_string());
+            console::out(&e.to_string());
         }
     }
 }
 
 fn roster(node: &Node) -> Roster {
     Roster::new(node.me(), node.members())
-}
-
-/// Prints one or more lines in one write, holding stdout's lock so that lines from the
-/// two threads never interleave. If stdout is gone (the reader of a pipe quit), there
-/// is nobody to tell: the error is ignored rather than turned into a panic.
-fn print_lines(lines: &str) {
-    let mut stdout = io::stdout().lock();
-    let _ = writeln!(stdout, "{lines}");
 }

@@ -1,6 +1,6 @@
 //! Every timing and size that shapes how a member behaves on the network, in one place,
 //! each with the reason for its value. (The limits that are part of the wire format
-//! itself, such as the largest frame, live in [`crate::protocol`].)
+//! itself, such as the largest frame, live in `protocol.rs`.)
 //!
 //! A LAN has round-trip times well under a millisecond, so the waits below are not
 //! about speed: they are about deciding, in bounded time, that something is *gone*.
@@ -92,6 +92,15 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// wide margin (and only the pages a thread touches cost memory).
 pub const THREAD_STACK_BYTES: usize = 256 * 1024;
 
-/// How many events may wait for the front end (the terminal or a library user). When
-/// it falls behind, connection threads wait, and TCP slows the senders down.
-pub const EVENT_QUEUE_LEN: usize = 1024;
+/// How much memory (roughly, in bytes) the events waiting for the front end may take.
+/// The network threads never wait for the screen: when the front end falls behind (a
+/// paused terminal, a slow pipe, a busy bot) events queue up to this budget, and past
+/// it they are dropped and counted, and the front end is told how many. 4 MiB holds
+/// about 20,000 typical lines, minutes of the busiest chat, on the smallest machine.
+pub const EVENT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+
+/// How many bytes may wait to be written to one peer before a sender waits for the
+/// writer to make room. Far more than a burst of typing; less than a pasted book, which
+/// then flows at the speed of the network instead of piling up in memory. A whole
+/// `/history` reply (up to about 4.3 MB) passes in a few of these steps.
+pub const OUTBOX_HIGH_WATER_BYTES: usize = 1024 * 1024;

@@ -7,15 +7,15 @@
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use p2pchat::Event;
+use p2pchat::{Event, Events};
 
 /// The events of one member: everything ever received (`log`) and what no
 /// `expect_event` has claimed yet.
 pub struct Inbox {
-    events: Receiver<Event>,
+    events: Events,
     /// Every event ever received, in arrival order.
     pub log: Vec<Event>,
     unclaimed: VecDeque<Event>,
@@ -24,7 +24,7 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    pub fn new(events: Receiver<Event>) -> Inbox {
+    pub fn new(events: Events) -> Inbox {
         Inbox {
             events,
             log: Vec::new(),

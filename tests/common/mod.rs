@@ -108,3 +108,18 @@ pub fn said<'a>(line: &'a str, sender: &str) -> Option<&'a str> {
         .strip_prefix(sender)?
         .strip_prefix(": ")
 }
+
+/// How many chat messages a "… were not shown here: this screen fell behind" notice
+/// counts (the terminal prints one where it dropped events rather than make the network
+/// wait), or `None` if the line is something else.
+pub fn missed_messages(line: &str) -> Option<u64> {
+    if !line.contains(" not shown here: this screen fell behind") {
+        return None;
+    }
+    let (count, what) = line.split_once(' ')?;
+    if what.starts_with("message") {
+        count.parse().ok()
+    } else {
+        Some(0)
+    }
+}

@@ -29,7 +29,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::EVENT_TIMEOUT;
+use super::{EVENT_TIMEOUT, missed_messages, said};
 
 /// The binary under test, built by cargo for integration tests.
 pub const CHAT_BINARY: &str = env!("CARGO_BIN_EXE_p2pchat");
@@ -62,6 +62,9 @@ struct OutputLog {
     /// Set by a reader thread when its stream reached end of file: no more lines will come.
     stdout_closed: bool,
     stderr_closed: bool,
+    /// Until then the stdout reader reads nothing, as a paused terminal or a stalled
+    /// pipe would: the child's writes fill the pipe and then block.
+    stdout_paused_until: Option<Instant>,
 }
 
 impl OutputLog {
@@ -225,6 +228,46 @@ impl ChatProcess {
             }
             thread::sleep(COUNT_POLL_INTERVAL);
         }
+    }
+
+    /// Waits until `expected` chat messages from `sender` are accounted for: shown as
+    /// chat lines, or counted in "not shown here" notices (see [`missed_messages`]).
+    /// Returns the texts shown, in order, and how many were counted as missed.
+    #[track_caller]
+    pub fn wait_for_messages_accounted(
+        &self,
+        sender: &str,
+        expected: u64,
+        timeout: Duration,
+    ) -> (Vec<String>, u64) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lines = self.stdout_lines();
+            let shown: Vec<String> = lines
+                .iter()
+                .filter_map(|line| said(line, sender).map(str::to_owned))
+                .collect();
+            let missed: u64 = lines.iter().filter_map(|line| missed_messages(line)).sum();
+            if shown.len() as u64 + missed >= expected {
+                return (shown, missed);
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{}: {} of {expected} messages from {sender} shown and {missed} counted \
+                     as missed within {timeout:?}",
+                    self.label(),
+                    shown.len()
+                );
+            }
+            thread::sleep(COUNT_POLL_INTERVAL);
+        }
+    }
+
+    /// Stops reading the child's stdout for `pause`, from now: once the pipe is full,
+    /// the child's writes to stdout block, as they do for a terminal the user paused
+    /// (Ctrl-S, scrolling back) or a pipe into a stalled program.
+    pub fn stop_reading_stdout_for(&self, pause: Duration) {
+        self.lock_output().stdout_paused_until = Some(Instant::now() + pause);
     }
 
     /// Waits until exactly this line was printed (at least once); moves no cursor.
@@ -443,6 +486,15 @@ fn spawn_reader(
             let mut raw_line = Vec::new();
             loop {
                 raw_line.clear();
+                if let Stream::Stdout = stream {
+                    let paused_until = log
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .stdout_paused_until;
+                    if let Some(until) = paused_until {
+                        thread::sleep(until.saturating_duration_since(Instant::now()));
+                    }
+                }
                 match reader.read_until(b'\n', &mut raw_line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {

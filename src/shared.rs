@@ -1,0 +1,308 @@
+//! What a member's threads share, the locks that guard it, and the rule that keeps the
+//! network from ever waiting on a slow thread.
+//!
+//! ## Threads
+//!
+//! | thread             | started by          | blocks in                           | ends when                          | joined by |
+//! |--------------------|---------------------|-------------------------------------|------------------------------------|-----------|
+//! | listener           | `Node::start`       | `accept` on `HOST:PORT`             | `leave` connects to wake it        | `leave`   |
+//! | discovery          | `Node::start`       | `recv_from`, at most until the next announcement | it wakes and sees we are leaving | nobody: it holds nothing a caller needs, and ends within [`ANNOUNCE_INTERVAL`] |
+//! | one per connection | listener, discovery | `read`, at most until its next heartbeat; writes to its own peer | its connection closes (`leave` closes them all) | nobody: `leave` waits for the installed ones to close |
+//! | the front end's    | you                 | [`crate::Events::recv`], and [`crate::Node`]'s calls | you call [`crate::Node::leave`] | —  |
+//!
+//! A connection thread's claim on the shared state (its place under the connection
+//! cap, and the "dialing" mark of the address it dials) is a `Slot`, released by its
+//! `Drop` however the thread ends.
+//!
+//! ## Locks
+//!
+//! | lock                  | guards                                                      | may be held while taking |
+//! |-----------------------|-------------------------------------------------------------|--------------------------|
+//! | `Shared::state`     | the [`PeerMap`] (connections, dial marks, thread count, leaving), our name, our message counter | a link's outbox |
+//! | `Link::outbox`        | the frames waiting for one peer, and which thread writes them | nothing          |
+//! | `Shared::history`   | the message log                                             | nothing                  |
+//! | `Rounds::open`        | the `/history` requests waiting for answers                 | nothing                  |
+//! | the event queue's     | the events waiting for the front end                        | nothing                  |
+//! | `Shared::listener_thread` | the listener's handle, taken once by `leave`            | nothing                  |
+//!
+//! Locks are taken only in the order of that table (state, then an outbox), so no two
+//! threads can each hold what the other waits for. And the rule the whole design rests
+//! on: **no lock is held across a socket read or write, a blocking send, or a wait for
+//! another thread.** Queueing a frame on a link or an event for the front end never
+//! blocks; writing happens in [`Link::flush`], with no lock held. So a peer that stops
+//! reading or a screen that stops scrolling holds up nobody but itself.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
+use std::thread::JoinHandle;
+
+use crate::config::Config;
+use crate::event::{Event, EventQueue, WireDirection};
+use crate::history::History;
+use crate::link::{Encoded, Link};
+use crate::peers::PeerMap;
+use crate::protocol::{Announcement, ChatMessage, Frame, PROTOCOL_VERSION};
+use crate::rounds::Rounds;
+use crate::tuning::{HISTORY_CAPACITY, MAX_CLOCK_NUDGE_MS};
+
+#[cfg(doc)]
+use crate::tuning::ANNOUNCE_INTERVAL;
+
+/// State shared by all of a member's threads, through an `Arc`.
+pub(crate) struct Shared {
+    pub config: Config,
+    /// Chosen at random at start-up; tells this run from an earlier one on this address.
+    pub instance: u64,
+    state: Mutex<State>,
+    /// Signalled when a connection thread ends (leaving waits for them).
+    pub state_changed: Condvar,
+    history: Mutex<History>,
+    pub rounds: Rounds,
+    events: EventQueue,
+    /// The latest send time of any chat message seen (sent or received), so that a
+    /// reply is never stamped earlier than what it answers.
+    latest_seen_ms: AtomicI64,
+    /// Runs `leave` once; a second caller waits until the first is done.
+    pub left: Once,
+    pub listener_thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What `Shared::state` guards: everything that must change in one step with the set
+/// of connections.
+pub(crate) struct State {
+    pub peers: PeerMap,
+    /// Our current name (`/name` changes it).
+    pub name: String,
+    /// The number of our latest chat message (they count from 1).
+    pub last_seq: u64,
+}
+
+/// A frame queued on some links under the state lock, to be written after it is
+/// released ([`Shared::deliver`]).
+#[must_use = "queued frames are written by Shared::deliver"]
+pub(crate) struct Queued {
+    frame: Frame,
+    links: Vec<Arc<Link>>,
+}
+
+impl State {
+    /// Queues `frame` on every installed connection (encoded once). Called under the
+    /// state lock, so every peer gets frames in the same order, and a connection
+    /// installed later gets none of those queued before it.
+    pub fn queue_to_all(&self, frame: Frame) -> Queued {
+        let links = self.peers.links();
+        let encoded: Encoded = frame.encode().into();
+        for link in &links {
+            link.queue(encoded.clone());
+        }
+        Queued { frame, links }
+    }
+
+    /// Queues `frame` on one connection.
+    pub fn queue_to(&self, link: Arc<Link>, frame: Frame) -> Queued {
+        link.queue(frame.encode().into());
+        Queued {
+            frame,
+            links: vec![link],
+        }
+    }
+}
+
+/// Locks a mutex, carrying on if another thread panicked while holding it: every
+/// structure here is valid between any two of its method calls.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub fn new(config: Config, instance: u64, events: EventQueue) -> Shared {
+        Shared {
+            state: Mutex::new(State {
+                peers: PeerMap::new(config.host),
+                name: config.name.clone(),
+                last_seq: 0,
+            }),
+            state_changed: Condvar::new(),
+            history: Mutex::new(History::new(HISTORY_CAPACITY)),
+            rounds: Rounds::default(),
+            events,
+            latest_seen_ms: AtomicI64::new(i64::MIN),
+            left: Once::new(),
+            listener_thread: Mutex::new(None),
+            instance,
+            config,
+        }
+    }
+
+    /// The state lock: hold it briefly, and never across I/O (see the module doc).
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    pub fn history(&self) -> MutexGuard<'_, History> {
+        lock(&self.history)
+    }
+
+    pub fn host(&self) -> Ipv4Addr {
+        self.config.host
+    }
+
+    pub fn is_leaving(&self) -> bool {
+        self.state().peers.is_leaving()
+    }
+
+    pub fn name(&self) -> String {
+        self.state().name.clone()
+    }
+
+    /// Our hello, introducing us as `name` (the caller keeps the name it announced).
+    pub fn hello(&self, name: String) -> Frame {
+        Frame::Hello {
+            version: PROTOCOL_VERSION,
+            instance: self.instance,
+            name,
+            room: self.config.room.clone(),
+        }
+    }
+
+    pub fn announcement(&self) -> Announcement {
+        Announcement {
+            version: PROTOCOL_VERSION,
+            tcp_port: self.config.port,
+            instance: self.instance,
+            name: self.name(),
+            room: self.config.room.clone(),
+        }
+    }
+
+    /// Passes an event to the front end. Never blocks (see [`crate::event`]); after
+    /// [`Shared::close_events`] it is discarded.
+    pub fn emit(&self, event: Event) {
+        self.events.push(event);
+    }
+
+    /// A diagnostic for the user, as an [`Event::Warning`].
+    pub fn warn(&self, text: String) {
+        self.emit(Event::Warning(text));
+    }
+
+    /// Ends the event stream after the events already queued.
+    pub fn close_events(&self) {
+        self.events.close();
+    }
+
+    /// Reports a frame as an [`Event::Wire`], if asked to.
+    pub fn trace(&self, peer: Ipv4Addr, direction: WireDirection, frame: &Frame) {
+        if self.config.trace_frames {
+            self.emit(Event::Wire {
+                peer,
+                direction,
+                frame: frame.clone(),
+            });
+        }
+    }
+
+    /// Writes what was queued under the state lock, now that it is released: flushes
+    /// each link, then waits for room on any that is far behind.
+    pub fn deliver(&self, queued: Queued) {
+        for link in &queued.links {
+            self.trace(link.peer(), WireDirection::Sent, &queued.frame);
+            link.flush();
+        }
+        for link in &queued.links {
+            link.wait_for_room();
+        }
+    }
+
+    /// Sends one frame to one peer. Every frame we send goes through here or through
+    /// [`Shared::deliver`], so that [`Config::trace_frames`] can show all of them.
+    pub fn send_frame(&self, link: &Link, frame: &Frame) {
+        self.trace(link.peer(), WireDirection::Sent, frame);
+        link.send(frame);
+    }
+
+    /// The send time for a new message: now, or just after the latest message seen if
+    /// that is (by at most [`MAX_CLOCK_NUDGE_MS`]) in our future. Replies within the
+    /// same millisecond, or from a clock slightly behind, then still sort after the
+    /// message they answer; a clock far behind is left alone rather than distorted.
+    pub fn send_time(&self) -> i64 {
+        let now = crate::clock::now_ms();
+        let after_latest = self.latest_seen_ms.load(Ordering::SeqCst).saturating_add(1);
+        if after_latest > now && after_latest - now <= MAX_CLOCK_NUDGE_MS {
+            after_latest
+        } else {
+            now
+        }
+    }
+
+    /// Records a chat message in the log; false if it was already there.
+    pub fn record(&self, message: &ChatMessage) -> bool {
+        self.latest_seen_ms
+            .fetch_max(message.sent_at_ms, Ordering::SeqCst);
+        self.history().record(message.clone())
+    }
+
+    /// Claims a thread for a connection someone opened to us; `None` when we are
+    /// leaving or at the connection cap.
+    pub fn reserve_inbound(self: &Arc<Self>) -> Option<Slot> {
+        self.state().peers.reserve_thread().then(|| Slot {
+            shared: self.clone(),
+            dialed: None,
+            link_id: None,
+        })
+    }
+
+    /// Claims a thread to dial `addr` and marks the address as being dialed; `None`
+    /// when we are connected to that run of it already, dialing it, leaving, or at the
+    /// connection cap.
+    pub fn reserve_dial(self: &Arc<Self>, addr: Ipv4Addr, instance: u64) -> Option<Slot> {
+        self.state()
+            .peers
+            .reserve_dial(addr, instance)
+            .then(|| Slot {
+                shared: self.clone(),
+                dialed: Some(addr),
+                link_id: None,
+            })
+    }
+}
+
+/// A connection thread's claim on the shared state: its place under the connection
+/// cap, the "dialing" mark of the address it dials (kept for the thread's whole life,
+/// so a second announcement cannot start a second dial while a hello is delayed), and
+/// its link's entry among the open connections. Dropping the slot releases all three,
+/// however the thread ends: no call site has to remember to.
+pub(crate) struct Slot {
+    shared: Arc<Shared>,
+    dialed: Option<Ipv4Addr>,
+    link_id: Option<u64>,
+}
+
+impl Slot {
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Registers the connection's link among the open ones, so that leaving can close
+    /// it whatever state it is in; false (and not registered) if we are leaving.
+    pub fn attach(&mut self, link: &Arc<Link>) -> bool {
+        let attached = self.shared.state().peers.open(link);
+        if attached {
+            self.link_id = Some(link.id());
+        }
+        attached
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut state = self.shared.state();
+        if let Some(id) = self.link_id {
+            state.peers.forget(id);
+        }
+        state.peers.release(self.dialed);
+        drop(state);
+        self.shared.state_changed.notify_all();
+    }
+}
