@@ -25,12 +25,21 @@
 //!
 //! ## How a line travels
 //!
-//! The user's thread reads a line ([`terminal`]), [`commands`] decides it is a message,
-//! and [`Node::send`] writes one `Chat` frame ([`protocol`]) to each installed
-//! connection ([`link::Link`]). On every other member, that connection's own
-//! thread reads bytes until a whole frame is buffered, records the message in the
-//! bounded log ([`history`]) and hands an [`Event`] to the front end, which prints
-//! `hh:mm:ss Alex: text` ([`display`]).
+//! From Alex's keyboard to Bo's screen, file by file; every call runs one way, down:
+//!
+//! 1. [`terminal`]: the stdin thread reads `Hello` and [`commands::parse`] says it is a
+//!    message, so it calls [`Node::send`].
+//! 2. [`node`]: `send` takes the state lock ([`shared`]), numbers the message, and
+//!    queues one `Chat` frame ([`protocol`], encoded once) on every installed
+//!    connection's [`link::Link`]; it releases the lock, then writes.
+//! 3. [`link`]: each link's outbox is written by whichever thread finds it idle, with
+//!    no lock held while the kernel takes the bytes (TCP, `write`).
+//! 4. On Bo's machine, [`connection`]: Bo's thread for Alex is asleep in `read`; it
+//!    wakes, its [`link::FrameReader`] buffers bytes until a whole frame is there,
+//!    records the message in the bounded log ([`history`]) and queues an
+//!    [`Event::Message`] ([`event`]), a queue that never makes the network wait.
+//! 5. Bo's printer thread ([`terminal`]) takes the event and prints
+//!    `hh:mm:ss Alex: Hello` ([`display`]), whole ([`console`]).
 //!
 //! ## How a member leaves
 //!
@@ -60,19 +69,32 @@
 //!
 //! ## Where things are
 //!
-//! | module         | owns                                                           |
-//! |----------------|----------------------------------------------------------------|
-//! | [`protocol`]   | the bytes on the wire; pure                                    |
-//! | [`discovery`]  | UDP: broadcasting announcements and hearing them               |
-//! | [`connection`] | one TCP connection: dial, hello, read loop, heartbeats, close  |
-//! | [`peers`]      | the PeerMap: one connection per member                         |
-//! | [`node`]       | a member: threads, events, sending, history, leaving           |
-//! | [`history`]    | the bounded, de-duplicated message log; pure                   |
-//! | [`commands`]   | what a typed line means; pure                                  |
-//! | [`display`]    | what the user sees, sanitised; pure                            |
-//! | [`terminal`]   | the interactive front end: stdin, printing, Ctrl-C             |
-//! | [`cli`]        | the command line; pure                                         |
-//! | [`tuning`]     | every timing and size, with the reason for it                  |
+//! From the bottom up: each module uses only those above it in this table.
+//!
+//! | module          | owns                                                          |
+//! |-----------------|---------------------------------------------------------------|
+//! | [`tuning`]      | every timing and size, with the reason for it                 |
+//! | [`text`]        | the rules for names; making network text safe to show; pure   |
+//! | [`clock`]       | the one clock send times are read from                        |
+//! | [`protocol`]    | the bytes on the wire; pure                                   |
+//! | [`config`]      | what a member needs to start                                  |
+//! | [`event`]       | what a member reports, and the queue that never blocks        |
+//! | [`history`]     | the bounded, de-duplicated message log; pure                  |
+//! | [`link`]        | one TCP connection as frames: the outbox, the frame reader    |
+//! | [`peers`]       | the PeerMap: one connection per member; pure                  |
+//! | [`rounds`]      | `/history` questions waiting for answers                      |
+//! | [`shared`]      | what the threads share: the thread table and the lock table   |
+//! | [`discovery`]   | UDP: broadcasting announcements and hearing them              |
+//! | [`connection`]  | one peer's thread: dial, hello, read loop, heartbeats, close  |
+//! | [`node`]        | a member: start, send, history, leave; listener and discovery |
+//! | [`commands`]    | what a typed line means; pure                                 |
+//! | [`display`]     | what the user sees, sanitised; pure                           |
+//! | [`console`]     | printing whole lines                                          |
+//! | [`terminal`]    | the interactive front end: stdin, printing, Ctrl-C            |
+//! | [`cli`]         | the command line; pure                                        |
+//!
+//! Private items (the engine's `Shared`, `Slot`, the per-peer loop) are documented too:
+//! `cargo doc --document-private-items --open` shows them.
 
 pub mod cli;
 pub mod clock;
