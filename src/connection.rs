@@ -66,6 +66,8 @@ enum ConnectionError {
     Declined,
     Silent,
     Handshake(String),
+    /// A frame that is well-formed but breaks a rule of the conversation.
+    Protocol(String),
 }
 
 impl std::fmt::Display for ConnectionError {
@@ -99,7 +101,7 @@ impl std::fmt::Display for ConnectionError {
             Self::CutShort => f.write_str("closed the connection in the middle of a frame"),
             Self::Declined => f.write_str("already has a connection with us"),
             Self::Silent => write!(f, "was silent for {} s", PEER_TIMEOUT.as_secs()),
-            Self::Handshake(why) => f.write_str(why),
+            Self::Handshake(why) | Self::Protocol(why) => f.write_str(why),
         }
     }
 }
@@ -142,8 +144,19 @@ pub(crate) fn spawn_inbound(slot: Slot, stream: TcpStream, peer_addr: Ipv4Addr) 
 pub(crate) fn spawn_outbound(slot: Slot, peer: SocketAddrV4) {
     let peer_addr = *peer.ip();
     spawn(slot, peer_addr, move |slot| {
-        let stream = dial(slot.shared().host(), peer).map_err(ConnectionError::Unreachable)?;
-        run(slot, stream, peer_addr, Direction::Outbound)
+        let shared = slot.shared().clone();
+        match dial(shared.host(), peer) {
+            Ok(stream) => {
+                shared.dial_succeeded(peer_addr);
+                run(slot, stream, peer_addr, Direction::Outbound)
+            }
+            Err(e) => {
+                // Said here, once per streak: a dead or forged announcer is dialed
+                // again at every announcement.
+                shared.dial_failed(peer_addr, &ConnectionError::Unreachable(e));
+                Ok(())
+            }
+        }
     });
 }
 
@@ -384,6 +397,7 @@ fn read_frames(
     // acceptor waits for before it shows the member as joined (`PeerMap::announce`).
     let mut next_heartbeat = Instant::now();
     let mut confirmed = link.direction() == Direction::Outbound;
+    let mut numbers = ChatNumbers::default();
     loop {
         if Instant::now() >= next_heartbeat {
             // Queued, and written unless another thread is writing to this peer (then
@@ -405,7 +419,7 @@ fn read_frames(
                     confirm(shared, peer, link);
                 }
                 shared.trace(peer.addr, WireDirection::Received, &frame);
-                handle_frame(shared, peer, link, frame);
+                handle_frame(shared, peer, &mut numbers, link, frame)?;
             }
             Received::Nothing => {}
         }
@@ -424,15 +438,39 @@ fn confirm(shared: &Shared, peer: &PeerIdentity, link: &Link) {
     }
 }
 
+/// What a connection remembers of the message numbers it has seen.
+#[derive(Default)]
+struct ChatNumbers {
+    /// The number of the latest `Chat` on this connection: the next must be greater.
+    latest: Option<u64>,
+    /// Whether we already said that this peer sent a message we had shown before.
+    repeat_reported: bool,
+}
+
 /// Acts on one frame received from `peer` (its hello is done). A rename updates
-/// `peer`, this thread's own record of who is at the other end.
-fn handle_frame(shared: &Shared, peer: &mut PeerIdentity, link: &Link, frame: Frame) {
+/// `peer`, this thread's own record of who is at the other end. An error closes the
+/// connection.
+fn handle_frame(
+    shared: &Shared,
+    peer: &mut PeerIdentity,
+    numbers: &mut ChatNumbers,
+    link: &Link,
+    frame: Frame,
+) -> Result<(), ConnectionError> {
     match frame {
         Frame::Chat {
             seq,
             sent_at_ms,
             text,
         } => {
+            // A member numbers its messages 1, 2, 3...: a number that does not grow
+            // is a broken counter, which would make its messages vanish as "seen".
+            if let Some(latest) = numbers.latest.filter(|latest| seq <= *latest) {
+                return Err(ConnectionError::Protocol(format!(
+                    "numbered a message {seq} after message {latest} (numbers must grow)"
+                )));
+            }
+            numbers.latest = Some(seq);
             let message = ChatMessage {
                 id: MessageId {
                     origin: peer.addr,
@@ -443,9 +481,15 @@ fn handle_frame(shared: &Shared, peer: &mut PeerIdentity, link: &Link, frame: Fr
                 sent_at_ms,
                 text,
             };
-            // The log also weeds out a message that somehow arrives twice.
             if shared.record(&message) {
                 shared.emit(Event::Message(message));
+            } else if !std::mem::replace(&mut numbers.repeat_reported, true) {
+                // Seen before, on an earlier connection: shown once, but said.
+                shared.warn(format!(
+                    "{} sent message {seq} again, which was already shown; repeats are not \
+                     shown twice",
+                    peer.addr
+                ));
             }
         }
         Frame::Hooray { sent_at_ms } => shared.emit(Event::Hooray {
@@ -453,7 +497,8 @@ fn handle_frame(shared: &Shared, peer: &mut PeerIdentity, link: &Link, frame: Fr
             sent_at_ms,
         }),
         Frame::HistoryRequest { request } => {
-            let messages = shared.history().messages();
+            // Only what we saw ourselves: what others told us is theirs to tell.
+            let messages = shared.history().first_hand();
             for message in messages {
                 shared.send_frame(link, &Frame::HistoryEntry { request, message });
             }
@@ -486,9 +531,14 @@ fn handle_frame(shared: &Shared, peer: &mut PeerIdentity, link: &Link, frame: Fr
                 });
             }
         }
-        // A repeated hello changes nothing; heartbeats only prove the peer is alive
-        // (the reading loop noted the time); a goodbye ends the connection before it
-        // gets here.
-        Frame::Hello { .. } | Frame::Heartbeat | Frame::Bye => {}
+        Frame::Hello { .. } => {
+            return Err(ConnectionError::Protocol(
+                "said hello a second time (a hello is only the first frame)".into(),
+            ));
+        }
+        // Heartbeats only prove the peer is alive (the reading loop noted the time); a
+        // goodbye ends the connection before it gets here.
+        Frame::Heartbeat | Frame::Bye => {}
     }
+    Ok(())
 }

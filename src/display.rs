@@ -23,6 +23,7 @@ use chrono::{Local, TimeZone};
 
 use crate::commands::RecipientError;
 use crate::event::{Event, Member};
+use crate::history::LogEntry;
 use crate::protocol::ChatMessage;
 use crate::text::sanitize;
 
@@ -98,6 +99,14 @@ impl Roster {
             format!("{} ({addr})", sanitize(name))
         } else {
             sanitize(name).into_owned()
+        }
+    }
+
+    /// How to name the member at `addr`: its label if it is here, else its address.
+    pub fn label_of(&self, addr: Ipv4Addr) -> String {
+        match self.everyone().find(|m| m.addr == addr) {
+            Some(member) => self.label(&member.name, addr),
+            None => addr.to_string(),
         }
     }
 
@@ -280,14 +289,26 @@ pub fn members_lines(roster: &Roster) -> String {
 }
 
 /// The `/history` answer: the messages in send order, as message lines.
-pub fn history_lines(messages: &[ChatMessage], roster: &Roster, style: Style) -> String {
-    if messages.is_empty() {
+///
+/// An entry we have only on another member's word (see [`LogEntry::relayed_by`]) is
+/// marked with whose: `09:30:04 [via Cleo] Bo: text`.
+pub fn history_lines(entries: &[LogEntry], roster: &Roster, style: Style) -> String {
+    if entries.is_empty() {
         return "No messages in the history yet.".to_owned();
     }
-    let mut lines = format!("History ({} messages):", messages.len());
-    for message in messages {
+    let mut lines = format!("History ({} messages):", entries.len());
+    for entry in entries {
         lines.push('\n');
-        lines.push_str(&message_line(message, roster, style, clock_time));
+        let line = message_line(&entry.message, roster, style, clock_time);
+        match entry.relayed_by {
+            Some(by) => {
+                // The mark goes after the time, as `[private]` does.
+                let (time, rest) = line.split_at(line.find(' ').unwrap_or(0));
+                let mark = format!("[via {}]", roster.label_of(by));
+                lines.push_str(&format!("{time} {}{rest}", style.paint("2", &mark)));
+            }
+            None => lines.push_str(&line),
+        }
     }
     lines
 }
@@ -454,13 +475,26 @@ mod tests {
     }
 
     #[test]
-    fn history_is_printed_as_message_lines() {
-        let messages = [message("one", 0), message("two", 1000)];
-        let lines = history_lines(&messages, &roster(), Style::PLAIN);
+    fn history_is_printed_as_message_lines_with_relayed_claims_marked() {
+        let entry = |text: &str, sent_at_ms: i64, relayed_by: Option<Ipv4Addr>| LogEntry {
+            message: message(text, sent_at_ms),
+            relayed_by,
+        };
+        let entries = [
+            entry("one", 0, None),
+            entry("two", 1000, Some(Ipv4Addr::new(127, 0, 0, 1))),
+            entry("three", 2000, Some(Ipv4Addr::new(127, 0, 0, 9))),
+        ];
+        let lines = history_lines(&entries, &roster(), Style::PLAIN);
         let lines: Vec<&str> = lines.lines().collect();
-        assert_eq!(lines.len(), 3);
-        assert!(lines[1].ends_with(" Alex: one"));
-        assert!(lines[2].ends_with(" Alex: two"));
+        assert_eq!(lines[0], "History (3 messages):");
+        assert!(lines[1].ends_with(":00 Alex: one"), "{}", lines[1]);
+        assert!(lines[2].ends_with(":01 [via Me] Alex: two"), "{}", lines[2]);
+        assert!(
+            lines[3].ends_with(":02 [via 127.0.0.9] Alex: three"),
+            "{}",
+            lines[3]
+        );
     }
 
     #[test]

@@ -106,6 +106,40 @@ impl Event {
     }
 }
 
+/// Lets one kind of warning through at most once per `interval`, counting the ones held
+/// back in between, so that a flood (of refused connections, of forged announcements)
+/// becomes one line a second, not a flood of lines.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    interval: Duration,
+    last_let_through: Option<Instant>,
+    held_back: usize,
+}
+
+impl Throttle {
+    pub fn new(interval: Duration) -> Throttle {
+        Throttle {
+            interval,
+            last_let_through: None,
+            held_back: 0,
+        }
+    }
+
+    /// Whether a warning may be given `now`: `Some(n)`, where `n` warnings were held
+    /// back since the last one (to be mentioned), or `None` (this one is held back).
+    pub fn admit(&mut self, now: Instant) -> Option<usize> {
+        let due = self
+            .last_let_through
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.interval);
+        if !due {
+            self.held_back += 1;
+            return None;
+        }
+        self.last_let_through = Some(now);
+        Some(std::mem::take(&mut self.held_back))
+    }
+}
+
 /// The producing side, held by the member's threads. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct EventQueue {
@@ -305,6 +339,16 @@ mod tests {
             },
             sent_at_ms: 0,
         }
+    }
+
+    #[test]
+    fn a_throttle_lets_one_warning_through_per_interval_and_counts_the_rest() {
+        let start = Instant::now();
+        let mut throttle = Throttle::new(Duration::from_secs(1));
+        assert_eq!(throttle.admit(start), Some(0));
+        assert_eq!(throttle.admit(start + Duration::from_millis(10)), None);
+        assert_eq!(throttle.admit(start + Duration::from_millis(20)), None);
+        assert_eq!(throttle.admit(start + Duration::from_secs(1)), Some(2));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! members can run on one machine with different loopback addresses, and so that a
 //! second member on the *same* address fails at once with "address in use".
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
@@ -19,17 +19,19 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::clock::until;
+use crate::clock::{now_ms, until};
 use crate::config::Config;
 use crate::connection;
 use crate::discovery::{AnnounceSchedule, BindError, Discovery, RedialLimiter};
-use crate::event::{Event, Events, Member, event_queue};
+use crate::event::{Event, Events, Member, Throttle, event_queue};
+use crate::history::{LogEntry, MAX_FUTURE_MS, Refused};
 use crate::link::Closed;
 use crate::protocol::{ChatMessage, Frame, MAX_MESSAGE_BYTES, MessageId, PROTOCOL_VERSION};
 use crate::shared::{Shared, lock};
 use crate::text::{NameError, check_name};
 use crate::tuning::{
     EVENT_QUEUE_BYTES, HISTORY_REPLY_TIMEOUT, LEAVE_LINGER, MAX_CONNECTIONS, THREAD_STACK_BYTES,
+    WARNING_INTERVAL,
 };
 
 /// Why a member could not start. The message says what to do about it.
@@ -252,7 +254,7 @@ impl Node {
                     seq: state.last_seq,
                 },
                 sender_name: state.name.clone(),
-                sent_at_ms: shared.send_time(),
+                sent_at_ms: shared.send_time(&mut state),
                 text: text.to_owned(),
             };
             let queued = state.queue_to_all(Frame::Chat {
@@ -271,17 +273,21 @@ impl Node {
     /// Sends the `/hooray` greeting to everyone (and to ourselves, as an event).
     pub fn hooray(&self) -> Result<(), SendError> {
         let shared = &self.shared;
-        let sent_at_ms = shared.send_time();
-        let (me, queued) = {
-            let state = shared.state();
+        let (me, sent_at_ms, queued) = {
+            let mut state = shared.state();
             if state.peers.is_leaving() {
                 return Err(SendError::Left);
             }
+            let sent_at_ms = shared.send_time(&mut state);
             let me = Member {
                 name: state.name.clone(),
                 addr: shared.host(),
             };
-            (me, state.queue_to_all(Frame::Hooray { sent_at_ms }))
+            (
+                me,
+                sent_at_ms,
+                state.queue_to_all(Frame::Hooray { sent_at_ms }),
+            )
         };
         shared.emit(Event::Hooray {
             from: me,
@@ -305,15 +311,15 @@ impl Node {
     pub fn send_private(&self, to: Ipv4Addr, text: &str) -> Result<(), SendError> {
         check_length(text)?;
         let shared = &self.shared;
-        let sent_at_ms = shared.send_time();
-        let (from, recipient, queued) = {
-            let state = shared.state();
+        let (from, recipient, sent_at_ms, queued) = {
+            let mut state = shared.state();
             if state.peers.is_leaving() {
                 return Err(SendError::Left);
             }
-            let Some(peer) = state.peers.get(to) else {
+            let Some(peer) = state.peers.get(to).cloned() else {
                 return Err(SendError::NotAMember(to));
             };
+            let sent_at_ms = shared.send_time(&mut state);
             let from = Member {
                 name: state.name.clone(),
                 addr: shared.host(),
@@ -323,8 +329,8 @@ impl Node {
                 text: text.to_owned(),
             };
             let recipient = peer.identity.member();
-            let queued = state.queue_to(peer.link.clone(), frame);
-            (from, recipient, queued)
+            let queued = state.queue_to(peer.link, frame);
+            (from, recipient, sent_at_ms, queued)
         };
         shared.emit(Event::Private {
             from,
@@ -369,16 +375,18 @@ impl Node {
 
     /// Asks every member for the messages it has seen, waits up to
     /// [`HISTORY_REPLY_TIMEOUT`] for the answers, merges them into our own log and
-    /// returns the log: each message once, in send order.
+    /// returns the log: each message once, in send order. Entries that are only
+    /// another member's word about someone else are marked
+    /// ([`LogEntry::relayed_by`]); see [`crate::history`] for what is kept.
     ///
     /// ```no_run
     /// # let (node, _events) = p2pchat::Node::start(p2pchat::Config::new([127, 0, 0, 1].into(), "Alex"))?;
-    /// for message in node.history() {
-    ///     println!("{}: {}", message.sender_name, message.text);
+    /// for entry in node.history() {
+    ///     println!("{}: {}", entry.message.sender_name, entry.message.text);
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn history(&self) -> Vec<ChatMessage> {
+    pub fn history(&self) -> Vec<LogEntry> {
         let shared = &self.shared;
         let links = shared.state().peers.links();
         let request = shared.rounds.open(links.iter().map(|link| link.peer()));
@@ -386,9 +394,24 @@ impl Node {
             shared.send_frame(link, &Frame::HistoryRequest { request });
         }
         let received = shared.rounds.collect(request, HISTORY_REPLY_TIMEOUT);
+        let now = now_ms();
+        let mut from_the_future: HashMap<Ipv4Addr, usize> = HashMap::new();
         let mut history = shared.history();
-        history.merge(received);
-        history.messages()
+        for (by, message) in received {
+            if history.record_replied(message, by, now) == Err(Refused::FromTheFuture) {
+                *from_the_future.entry(by).or_default() += 1;
+            }
+        }
+        let entries = history.entries(shared.host());
+        drop(history);
+        for (by, count) in from_the_future {
+            shared.warn(format!(
+                "ignored {count} history entries from {by} dated more than {} minutes \
+                 ahead of this machine's clock",
+                MAX_FUTURE_MS / 60_000
+            ));
+        }
+        entries
     }
 
     /// Leaves the chat: says goodbye to every member after everything already sent,
@@ -456,8 +479,7 @@ fn check_length(text: &str) -> Result<(), SendError> {
 fn accept_members(shared: Arc<Shared>, listener: TcpListener) {
     // Refusals are reported at most once a second, so a flood of connections cannot
     // become a flood of warnings.
-    let mut refused_unreported = 0usize;
-    let mut last_refusal_report: Option<Instant> = None;
+    let mut refusals = Throttle::new(WARNING_INTERVAL);
     for stream in listener.incoming() {
         if shared.is_leaving() {
             break;
@@ -477,14 +499,12 @@ fn accept_members(shared: Arc<Shared>, listener: TcpListener) {
         };
         let peer_addr = *peer_addr.ip();
         let Some(slot) = shared.reserve_inbound() else {
-            refused_unreported += 1;
-            if last_refusal_report.is_none_or(|last| last.elapsed() >= Duration::from_secs(1)) {
+            if let Some(held_back) = refusals.admit(Instant::now()) {
                 shared.warn(format!(
-                    "refused {refused_unreported} connection(s), the latest from {peer_addr}: \
-                     already {MAX_CONNECTIONS} connections open"
+                    "refused {} connection(s), the latest from {peer_addr}: already \
+                     {MAX_CONNECTIONS} connections open",
+                    held_back + 1
                 ));
-                refused_unreported = 0;
-                last_refusal_report = Some(Instant::now());
             }
             continue;
         };

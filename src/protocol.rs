@@ -24,7 +24,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::text::MAX_NAME_CHARS;
+use crate::text::{MAX_NAME_CHARS, NameError, check_name};
 
 /// Version of the protocol spoken by this build. Sent in every hello and announcement;
 /// a member speaking another version is refused with a message that names both.
@@ -43,11 +43,10 @@ pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 /// for any line a person types, small enough that a history reply stays cheap.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 
-/// The most bytes a name may take on the wire: 32 characters of up to 4 UTF-8 bytes.
+/// The most bytes a name (of a member or a room) may take on the wire: 32 characters of
+/// up to 4 UTF-8 bytes. Within that, every name must also pass
+/// [`crate::text::check_name`], which the decoder checks.
 pub const MAX_NAME_BYTES: usize = MAX_NAME_CHARS * 4;
-
-/// Room names follow the same rules as member names.
-pub const MAX_ROOM_BYTES: usize = MAX_NAME_BYTES;
 
 /// The largest announcement datagram accepted; a legal one is far smaller.
 pub const MAX_ANNOUNCEMENT_BYTES: usize = 512;
@@ -144,6 +143,8 @@ pub enum DecodeError {
     InvalidUtf8,
     /// A text field is longer than its limit.
     TextTooLong { limit: usize },
+    /// A name (of a member or a room) breaks the rules every name follows.
+    InvalidName(NameError),
     /// A datagram that does not start with [`ANNOUNCE_MAGIC`].
     NotAnAnnouncement,
     /// A datagram larger than [`MAX_ANNOUNCEMENT_BYTES`].
@@ -165,6 +166,7 @@ impl fmt::Display for DecodeError {
             Self::TrailingBytes => f.write_str("unexpected bytes after the last field"),
             Self::InvalidUtf8 => f.write_str("text is not valid UTF-8"),
             Self::TextTooLong { limit } => write!(f, "text longer than {limit} bytes"),
+            Self::InvalidName(why) => write!(f, "a name that breaks the rules: {why}"),
             Self::NotAnAnnouncement => f.write_str("not a p2pchat announcement"),
             Self::AnnouncementTooLarge { length } => {
                 write!(f, "announcement of {length} bytes is too large")
@@ -302,8 +304,8 @@ fn decode_body(body: &[u8]) -> Result<Frame, DecodeError> {
         TYPE_HELLO => Frame::Hello {
             version: r.u8()?,
             instance: r.u64()?,
-            name: r.text(MAX_NAME_BYTES)?,
-            room: r.text(MAX_ROOM_BYTES)?,
+            name: r.name()?,
+            room: r.name()?,
         },
         TYPE_CHAT => Frame::Chat {
             seq: r.u64()?,
@@ -320,7 +322,7 @@ fn decode_body(body: &[u8]) -> Result<Frame, DecodeError> {
             let instance = r.u64()?;
             let seq = r.u64()?;
             let sent_at_ms = r.i64()?;
-            let sender_name = r.text(MAX_NAME_BYTES)?;
+            let sender_name = r.name()?;
             let text = r.text(MAX_MESSAGE_BYTES)?;
             Frame::HistoryEntry {
                 request,
@@ -343,9 +345,7 @@ fn decode_body(body: &[u8]) -> Result<Frame, DecodeError> {
             sent_at_ms: r.i64()?,
             text: r.text(MAX_MESSAGE_BYTES)?,
         },
-        TYPE_RENAME => Frame::Rename {
-            name: r.text(MAX_NAME_BYTES)?,
-        },
+        TYPE_RENAME => Frame::Rename { name: r.name()? },
         unknown => return Err(DecodeError::UnknownFrameType(unknown)),
     };
     r.finish()?;
@@ -381,8 +381,8 @@ impl Announcement {
             version: r.u8()?,
             tcp_port: r.u16()?,
             instance: r.u64()?,
-            name: r.text(MAX_NAME_BYTES)?,
-            room: r.text(MAX_ROOM_BYTES)?,
+            name: r.name()?,
+            room: r.name()?,
         };
         r.finish()?;
         Ok(announcement)
@@ -473,6 +473,13 @@ impl<'a> Reader<'a> {
         let bytes = self.take(length)?;
         let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
         Ok(text.to_owned())
+    }
+    /// A name: text of at most [`MAX_NAME_BYTES`] that passes [`check_name`], the same
+    /// rule a name typed on the command line follows.
+    fn name(&mut self) -> Result<String, DecodeError> {
+        let name = self.text(MAX_NAME_BYTES)?;
+        check_name(&name).map_err(DecodeError::InvalidName)?;
+        Ok(name)
     }
     fn finish(self) -> Result<(), DecodeError> {
         if self.rest.is_empty() {
@@ -642,6 +649,54 @@ mod tests {
         let last = frame.len() - 1;
         frame[last] = 0xff;
         assert_eq!(decode_frame(&frame), Err(DecodeError::InvalidUtf8));
+    }
+
+    #[test]
+    fn names_on_the_wire_follow_the_same_rule_as_typed_names() {
+        let hello = |name: &str, room: &str| {
+            Frame::Hello {
+                version: 1,
+                instance: 1,
+                name: name.into(),
+                room: room.into(),
+            }
+            .encode()
+        };
+        let longest = "😀".repeat(MAX_NAME_CHARS);
+        assert!(decode_frame(&hello(&longest, &longest)).is_ok());
+        let too_long = "x".repeat(MAX_NAME_CHARS + 1);
+        let cases = [
+            (hello("", "lobby"), NameError::Empty),
+            (hello(&too_long, "lobby"), NameError::TooLong { chars: 33 }),
+            (hello("Eve\x1b[2J", "lobby"), NameError::ControlCharacter),
+            (hello("Alex", ""), NameError::Empty),
+            (hello("Alex", &too_long), NameError::TooLong { chars: 33 }),
+            (Frame::Rename { name: "".into() }.encode(), NameError::Empty),
+        ];
+        for (bytes, why) in cases {
+            assert_eq!(decode_frame(&bytes), Err(DecodeError::InvalidName(why)));
+        }
+        let mut entry = sample_message();
+        entry.sender_name = too_long.clone();
+        let entry = Frame::HistoryEntry {
+            request: 1,
+            message: entry,
+        };
+        assert!(matches!(
+            decode_frame(&entry.encode()),
+            Err(DecodeError::InvalidName(_))
+        ));
+        let announcement = Announcement {
+            version: 1,
+            tcp_port: 1,
+            instance: 1,
+            name: String::new(),
+            room: "lobby".into(),
+        };
+        assert_eq!(
+            Announcement::decode(&announcement.encode()),
+            Err(DecodeError::InvalidName(NameError::Empty))
+        );
     }
 
     #[test]

@@ -30,7 +30,8 @@ struct OpenRounds {
 /// The answers to one request so far.
 struct Round {
     waiting_for: HashSet<Ipv4Addr>,
-    received: Vec<ChatMessage>,
+    /// Each entry with the member that sent it.
+    received: Vec<(Ipv4Addr, ChatMessage)>,
     /// A member may send at most [`HISTORY_CAPACITY`] entries: more is a flood.
     received_per_member: HashMap<Ipv4Addr, usize>,
 }
@@ -67,7 +68,7 @@ impl Rounds {
         let count = round.received_per_member.entry(from).or_default();
         if round.waiting_for.contains(&from) && *count < HISTORY_CAPACITY {
             *count += 1;
-            round.received.push(message);
+            round.received.push((from, message));
         }
     }
 
@@ -88,8 +89,8 @@ impl Rounds {
     }
 
     /// Waits until everyone asked has answered, or `timeout`; closes the round and
-    /// returns what arrived.
-    pub fn collect(&self, request: u32, timeout: Duration) -> Vec<ChatMessage> {
+    /// returns what arrived, each entry with the member that sent it.
+    pub fn collect(&self, request: u32, timeout: Duration) -> Vec<(Ipv4Addr, ChatMessage)> {
         let rounds = self.lock();
         let (mut rounds, _) = self
             .changed

@@ -23,6 +23,7 @@
 //! | `Shared::history`   | the message log                                             | nothing                  |
 //! | `Rounds::open`        | the `/history` requests waiting for answers                 | nothing                  |
 //! | the event queue's     | the events waiting for the front end                        | nothing                  |
+//! | `Shared::dial_failures` | which announcers we could not reach (to say so once)    | nothing                  |
 //! | `Shared::listener_thread` | the listener's handle, taken once by `leave`            | nothing                  |
 //!
 //! Locks are taken only in the order of that table (state, then an outbox), so no two
@@ -32,19 +33,20 @@
 //! blocks; writing happens in [`Link::flush`], with no lock held. So a peer that stops
 //! reading or a screen that stops scrolling holds up nobody but itself.
 
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::thread::JoinHandle;
 
 use crate::config::Config;
-use crate::event::{Event, EventQueue, WireDirection};
+use crate::event::{Event, EventQueue, Throttle, WireDirection};
 use crate::history::History;
 use crate::link::{Encoded, Link};
 use crate::peers::PeerMap;
 use crate::protocol::{Announcement, ChatMessage, Frame, PROTOCOL_VERSION};
 use crate::rounds::Rounds;
-use crate::tuning::{HISTORY_CAPACITY, MAX_CLOCK_NUDGE_MS};
+use crate::tuning::{HISTORY_CAPACITY, MAX_CLOCK_NUDGE_MS, WARNING_INTERVAL};
 
 #[cfg(doc)]
 use crate::tuning::ANNOUNCE_INTERVAL;
@@ -60,9 +62,10 @@ pub(crate) struct Shared {
     history: Mutex<History>,
     pub rounds: Rounds,
     events: EventQueue,
-    /// The latest send time of any chat message seen (sent or received), so that a
-    /// reply is never stamped earlier than what it answers.
-    latest_seen_ms: AtomicI64,
+    /// The latest send time of a chat message received from another member, so that a
+    /// reply is not stamped earlier than what it answers (see `send_time`).
+    latest_heard_ms: AtomicI64,
+    dial_failures: Mutex<DialFailures>,
     /// Runs `leave` once; a second caller waits until the first is done.
     pub left: Once,
     pub listener_thread: Mutex<Option<JoinHandle<()>>>,
@@ -76,6 +79,24 @@ pub(crate) struct State {
     pub name: String,
     /// The number of our latest chat message (they count from 1).
     pub last_seq: u64,
+    /// The send time of our latest message, chat, private or hooray: the next is never
+    /// dated earlier.
+    pub last_sent_at_ms: i64,
+}
+
+/// Announcers we could not connect to. A dead or forged announcer is dialed again at
+/// every announcement; saying so each time would bury the chat, so it is said once per
+/// streak of failures for an address, and at most once a second in all.
+struct DialFailures {
+    /// Addresses whose latest dial failed (at most [`DialFailures::MAX_REMEMBERED`]).
+    streaks: HashSet<Ipv4Addr>,
+    throttle: Throttle,
+}
+
+impl DialFailures {
+    /// Forged announcements can name any number of addresses; past this many, failures
+    /// at new addresses are not reported.
+    const MAX_REMEMBERED: usize = 1024;
 }
 
 /// A frame queued on some links under the state lock, to be written after it is
@@ -122,12 +143,17 @@ impl Shared {
                 peers: PeerMap::new(config.host),
                 name: config.name.clone(),
                 last_seq: 0,
+                last_sent_at_ms: i64::MIN,
             }),
             state_changed: Condvar::new(),
             history: Mutex::new(History::new(HISTORY_CAPACITY)),
             rounds: Rounds::default(),
             events,
-            latest_seen_ms: AtomicI64::new(i64::MIN),
+            latest_heard_ms: AtomicI64::new(i64::MIN),
+            dial_failures: Mutex::new(DialFailures {
+                streaks: HashSet::new(),
+                throttle: Throttle::new(WARNING_INTERVAL),
+            }),
             left: Once::new(),
             listener_thread: Mutex::new(None),
             instance,
@@ -222,25 +248,70 @@ impl Shared {
         link.send(frame);
     }
 
-    /// The send time for a new message: now, or just after the latest message seen if
-    /// that is (by at most [`MAX_CLOCK_NUDGE_MS`]) in our future. Replies within the
-    /// same millisecond, or from a clock slightly behind, then still sort after the
-    /// message they answer; a clock far behind is left alone rather than distorted.
-    pub fn send_time(&self) -> i64 {
+    /// The send time for a new message of ours (chat, private or hooray), under the
+    /// state lock. Two rules, in this order:
+    ///
+    /// 1. Just after the latest message heard from another member, if that is in our
+    ///    future by at most [`MAX_CLOCK_NUDGE_MS`]: a reply within the same millisecond,
+    ///    or from a clock slightly behind, still sorts after the message it answers. A
+    ///    clock further behind is left alone rather than distorted.
+    /// 2. Never earlier than our previous message: our own lines keep their order
+    ///    however fast they are sent, even if the system clock steps back (the message
+    ///    number breaks ties within a millisecond).
+    pub fn send_time(&self, state: &mut State) -> i64 {
         let now = crate::clock::now_ms();
-        let after_latest = self.latest_seen_ms.load(Ordering::SeqCst).saturating_add(1);
-        if after_latest > now && after_latest - now <= MAX_CLOCK_NUDGE_MS {
-            after_latest
+        let after_heard = self
+            .latest_heard_ms
+            .load(Ordering::SeqCst)
+            .saturating_add(1);
+        let nudged = if after_heard > now && after_heard - now <= MAX_CLOCK_NUDGE_MS {
+            after_heard
         } else {
             now
+        };
+        let sent_at = nudged.max(state.last_sent_at_ms);
+        state.last_sent_at_ms = sent_at;
+        sent_at
+    }
+
+    /// Records a chat message, ours or received live, in the log; false if it was
+    /// already there.
+    pub fn record(&self, message: &ChatMessage) -> bool {
+        // A time further ahead than the nudge could follow is left out, so that one
+        // member with a clock far ahead does not turn the nudge off for everyone.
+        let followable = message.sent_at_ms <= crate::clock::now_ms() + MAX_CLOCK_NUDGE_MS;
+        if message.id.origin != self.host() && followable {
+            self.latest_heard_ms
+                .fetch_max(message.sent_at_ms, Ordering::SeqCst);
+        }
+        self.history().record(message.clone())
+    }
+
+    /// A dial to `addr` failed: says so, unless its last dial failed too, or another
+    /// such warning was given less than a second ago.
+    pub fn dial_failed(&self, addr: Ipv4Addr, why: &dyn std::fmt::Display) {
+        let mut failures = lock(&self.dial_failures);
+        let first_of_streak =
+            failures.streaks.len() < DialFailures::MAX_REMEMBERED && failures.streaks.insert(addr);
+        if !first_of_streak {
+            return;
+        }
+        let admitted = failures.throttle.admit(std::time::Instant::now());
+        drop(failures);
+        if let Some(held_back) = admitted {
+            let others = match held_back {
+                0 => String::new(),
+                n => format!(" (and {n} other announcer(s) since the last warning)"),
+            };
+            self.warn(format!(
+                "cannot connect to {addr}, which announced itself: it {why}{others}"
+            ));
         }
     }
 
-    /// Records a chat message in the log; false if it was already there.
-    pub fn record(&self, message: &ChatMessage) -> bool {
-        self.latest_seen_ms
-            .fetch_max(message.sent_at_ms, Ordering::SeqCst);
-        self.history().record(message.clone())
+    /// A dial to `addr` succeeded: its next failure is news again.
+    pub fn dial_succeeded(&self, addr: Ipv4Addr) {
+        lock(&self.dial_failures).streaks.remove(&addr);
     }
 
     /// Claims a thread for a connection someone opened to us; `None` when we are

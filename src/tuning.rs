@@ -73,13 +73,15 @@ pub const PRINTER_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 pub const HISTORY_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How far (in milliseconds) a new message's send time may be moved past this
-/// machine's clock so that it sorts after the latest message seen: a bot's reply within
-/// the same millisecond, or from a clock a little behind, still comes after the
-/// question. A clock further behind than this is shown as it is, not hidden.
+/// machine's clock so that it sorts after the latest message heard from another member:
+/// a bot's reply within the same millisecond, or from a clock a little behind, still
+/// comes after the question. A clock further behind than this is shown as it is, not
+/// hidden. Our own messages never move each other (see `Shared::send_time`).
 pub const MAX_CLOCK_NUDGE_MS: i64 = 1000;
 
-/// How many messages each member remembers for `/history`. The oldest are forgotten
-/// first, so memory stays bounded however long the chat runs (about 4 MiB at most).
+/// How many messages each member remembers for `/history`. The earliest to arrive are
+/// forgotten first (see `history.rs` for what a reply may and may not push out), so
+/// memory stays bounded however long the chat runs (about 4 MiB at most).
 pub const HISTORY_CAPACITY: usize = 1000;
 
 /// The most connections (established or still saying hello) a member keeps at once.
@@ -104,3 +106,8 @@ pub const EVENT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 /// then flows at the speed of the network instead of piling up in memory. A whole
 /// `/history` reply (up to about 4.3 MB) passes in a few of these steps.
 pub const OUTBOX_HIGH_WATER_BYTES: usize = 1024 * 1024;
+
+/// The shortest time between two warnings of one kind that can come in floods (refused
+/// connections, announcers that cannot be reached): one line a second tells the user
+/// what is happening without burying the chat.
+pub const WARNING_INTERVAL: Duration = Duration::from_secs(1);

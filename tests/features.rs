@@ -540,7 +540,12 @@ fn history_never_hands_a_private_message_to_a_third_member() {
     // Every member's history, each merged with everyone else's, has the public line
     // only: the addressee and the sender did not keep the private one either.
     for member in &members {
-        let history = member.node.history();
+        let history: Vec<p2pchat::ChatMessage> = member
+            .node
+            .history()
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
         assert_eq!(
             texts(&history),
             ["open to all"],
@@ -554,7 +559,8 @@ fn history_never_hands_a_private_message_to_a_third_member() {
     for member in &members {
         late.expect_joined(&member.me());
     }
-    let history = late.node.history();
+    let history: Vec<p2pchat::ChatMessage> =
+        late.node.history().into_iter().map(|e| e.message).collect();
     assert_eq!(
         texts(&history),
         ["open to all"],

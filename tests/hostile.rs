@@ -403,7 +403,7 @@ fn announcements_forged_for_real_members_do_not_disturb_the_chat() {
 }
 
 #[test]
-fn escape_sequences_in_names_and_messages_are_shown_harmlessly() {
+fn escape_sequences_in_messages_are_shown_harmlessly_and_names_with_them_refused() {
     let chat = Chat::start();
     let name = "Ev\x1b[2Jil\x07\u{202e}eman";
     let text = "\x1b[31mred\x1b[0m bell\x07 back\x08\x08 cr\rover tab\t nl\nFriend: forged line \
@@ -416,7 +416,16 @@ fn escape_sequences_in_names_and_messages_are_shown_harmlessly() {
         .expect("send a chat before hello");
     chat.assert_closes(&mut rude, "a chat frame before its hello");
 
-    let mut member = chat.join_as(name);
+    // A name breaks the rule every name follows (PROTOCOL.md): the hello is refused,
+    // and the complaint does not carry the name's escapes to the victim's terminal.
+    let mut impostor = chat.connect();
+    impostor
+        .write_all(&hello(next_instance(), name))
+        .expect("send a hello with escapes in the name");
+    chat.assert_closes(&mut impostor, "a hello whose name holds escape sequences");
+    wait_for_stderr(&chat.victim, "control characters");
+
+    let mut member = chat.join_as("Eve");
     member
         .write_all(&chat_frame(1, text))
         .expect("send a chat frame");

@@ -294,7 +294,7 @@ fn history_gives_a_late_joiner_what_was_said_before() {
         member.expect_joined(&late);
     }
     wait_until_settled(&hosts, port);
-    let history = late.node.history();
+    let history: Vec<ChatMessage> = late.node.history().into_iter().map(|e| e.message).collect();
     let expected: Vec<(Ipv4Addr, String)> = conversation
         .iter()
         .map(|(speaker, text)| (hosts[*speaker], text.to_string()))
@@ -331,7 +331,7 @@ fn history_keeps_the_order_of_a_conversation_that_goes_back_and_forth() {
         late.expect_joined(member);
     }
     wait_until_settled(&hosts, port);
-    let history = late.node.history();
+    let history: Vec<ChatMessage> = late.node.history().into_iter().map(|e| e.message).collect();
     assert_eq!(said(&history), expected, "history: {history:#?}");
     late.node.leave();
     members.iter().for_each(|m| m.node.leave());

@@ -268,6 +268,8 @@ fn a_peer_that_stops_reading_is_dropped_in_words_a_user_understands() {
     let port = free_port();
     let victim = ChatProcess::spawn(&["--port", &port.to_string(), "127.0.1.31", "Vic"])
         .with_label("victim");
+    // The banner comes once the victim listens.
+    victim.wait_for_line(|line| line.starts_with("👼"), EVENT_TIMEOUT);
     // A member that says hello, keeps sending heartbeats, and never reads.
     let mut stalled = TcpStream::connect(("127.0.1.31", port)).expect("connect to the victim");
     let hello = Frame::Hello {
