@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use crate::commands::member_address;
 use crate::config::Config;
 use crate::text::check_name;
 use crate::tuning::{DEFAULT_PORT, DEFAULT_ROOM};
@@ -49,6 +50,11 @@ Options:
                           to choose one of several network cards
   -r, --room <ROOM>       Chat only with members of this room [default: {DEFAULT_ROOM}];
                           several rooms can share one LAN and one port
+      --peer <ADDR>       Connect to the member at ADDR (an IPv4 address, or
+                          ADDR:PORT) without waiting for its broadcast, and keep
+                          trying until connected; repeat it for several. For
+                          networks that filter broadcast, and across routers: one
+                          member's address is enough, the others are learnt from it
   -l, --log <FILE>        Append the chat to FILE, one dated plain line per event
   -h, --help              Show this help
   -V, --version           Show the version
@@ -59,6 +65,7 @@ In the chat, type a line and press Enter to send it to everyone. Commands:
   /hooray              Send a beautiful greeting to everyone
   /history             Ask the members for what was said, and show it
   /msg <member> <text> Send text to one member only (a name, or an IP address)
+  /connect <addr>      Connect to the member at addr (like --peer)
   /name <new name>     Change your name
   /exit                Leave the chat (so do Ctrl-C and Ctrl-D)
 
@@ -76,6 +83,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
     let mut broadcast = Ipv4Addr::BROADCAST;
     let mut room = DEFAULT_ROOM.to_owned();
     let mut log_file = None;
+    let mut peers: Vec<String> = Vec::new();
     let mut args = args.into_iter();
     let mut options_ended = false;
     while let Some(arg) = args.next() {
@@ -116,6 +124,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
                 check_name(&room).map_err(|why| UsageError(format!("--room: {why}")))?;
             }
             "-l" | "--log" => log_file = Some(PathBuf::from(value("--log")?)),
+            "--peer" => peers.push(value("--peer")?),
             _ => return Err(UsageError(format!("unknown option {arg:?}"))),
         }
     }
@@ -135,6 +144,11 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
         ))
     })?;
     check_name(name).map_err(|why| UsageError(format!("NAME: {why}")))?;
+    // Parsed last, so that `--peer ADDR` uses the chat port whatever the order.
+    let peers = peers
+        .iter()
+        .map(|text| member_address(text, port).map_err(|why| UsageError(format!("--peer: {why}"))))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Invocation::Chat {
         config: Config {
             host,
@@ -142,6 +156,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
             port,
             broadcast,
             room,
+            peers,
             trace_frames: false,
         },
         log_file,

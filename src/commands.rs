@@ -4,7 +4,7 @@
 //! The rule users rely on: a line whose first character is `/` is a command and is
 //! never sent to anyone, not even when it is misspelt. Anything else is a message.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::event::Member;
 
@@ -21,6 +21,8 @@ pub enum Command<'a> {
     Msg(&'a str),
     /// `/name <new name>`: the new name, trimmed.
     Name(&'a str),
+    /// `/connect <addr>`: the address, trimmed; see [`member_address`].
+    Connect(&'a str),
     Exit,
     /// A `/word` that is not a command (the word, slash included).
     Unknown(&'a str),
@@ -53,12 +55,36 @@ pub fn parse(line: &str) -> Command<'_> {
     match word {
         "msg" => Command::Msg(rest),
         "name" => Command::Name(rest),
+        "connect" => Command::Connect(rest),
         "members" => Command::Members,
         "help" => Command::Help,
         "hooray" => Command::Hooray,
         "history" => Command::History,
         "exit" => Command::Exit,
         _ => Command::Unknown(line.split_whitespace().next().unwrap_or("/")),
+    }
+}
+
+/// Reads a member's address as the user gives it (`--peer`, `/connect`): an IPv4
+/// address, with the chat port `default_port`, or `ADDR:PORT`.
+///
+/// ```
+/// use p2pchat::commands::member_address;
+/// assert_eq!(member_address("10.0.1.7", 24242), Ok("10.0.1.7:24242".parse().unwrap()));
+/// assert_eq!(member_address("10.0.1.7:5000", 24242), Ok("10.0.1.7:5000".parse().unwrap()));
+/// assert!(member_address("bo.local", 24242).is_err());
+/// ```
+pub fn member_address(text: &str, default_port: u16) -> Result<SocketAddrV4, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<Ipv4Addr>() {
+        return Ok(SocketAddrV4::new(addr, default_port));
+    }
+    match text.parse::<SocketAddrV4>() {
+        Ok(target) if target.port() != 0 => Ok(target),
+        _ => Err(format!(
+            "{text:?} is not an IPv4 address, or ADDR:PORT (like 192.168.1.20 or \
+             10.0.1.7:24242)"
+        )),
     }
 }
 

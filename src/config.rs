@@ -1,6 +1,6 @@
 //! What a member needs to start: its address, its name, and the chat it joins.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::tuning::{DEFAULT_PORT, DEFAULT_ROOM};
 
@@ -18,6 +18,9 @@ pub struct Config {
     /// Members only connect to members of the same room, so several chats can share
     /// one LAN and one port.
     pub room: String,
+    /// Members to connect to without waiting for their announcements (`--peer`): for
+    /// networks where broadcast does not reach. Dialed until connected.
+    pub peers: Vec<SocketAddrV4>,
     /// Report every frame sent and received as an [`crate::Event::Wire`] (for watching
     /// the protocol at work; heartbeats included).
     pub trace_frames: bool,
@@ -32,6 +35,7 @@ impl Config {
             port: DEFAULT_PORT,
             broadcast: Ipv4Addr::BROADCAST,
             room: DEFAULT_ROOM.to_owned(),
+            peers: Vec::new(),
             trace_frames: false,
         }
     }

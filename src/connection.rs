@@ -33,16 +33,19 @@ use std::time::Instant;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::clock::until;
-use crate::event::{Event, Member, WireDirection};
+use crate::catch_up::{CatchUp, unavailable_own};
+use crate::clock::{now_ms, until};
+use crate::discovery::{DialSource, is_dialable};
+use crate::event::{Event, LatePrivate, Member, WireDirection};
+use crate::history::Refused;
 use crate::link::{Closed, Direction, FrameReader, Link, ReadError, Received, is_timeout};
 use crate::peers::{Admission, PeerIdentity};
 use crate::protocol::{ChatMessage, DecodeError, Frame, MessageId, PROTOCOL_VERSION};
 use crate::shared::{Shared, Slot};
 use crate::text::sanitize;
 use crate::tuning::{
-    CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, HEARTBEAT_INTERVAL, PEER_TIMEOUT, THREAD_STACK_BYTES,
-    WRITE_TIMEOUT,
+    CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, HEARTBEAT_INTERVAL, HISTORY_CAPACITY, PEER_TIMEOUT,
+    PRIVATES_KEPT_PER_MEMBER, THREAD_STACK_BYTES, WRITE_TIMEOUT,
 };
 
 #[cfg(doc)]
@@ -139,9 +142,33 @@ pub(crate) fn spawn_inbound(slot: Slot, stream: TcpStream, peer_addr: Ipv4Addr) 
     });
 }
 
+/// Dials `target` (heard of from `source`) on a thread of its own, if that is allowed
+/// now: a dialable address, not connected or being dialed already, and the
+/// [`crate::discovery::DialPolicy`] agrees. `instance` is the run the announcement
+/// named, if any.
+pub(crate) fn dial_if_allowed(
+    shared: &Arc<Shared>,
+    target: SocketAddrV4,
+    instance: Option<u64>,
+    source: DialSource,
+) {
+    let addr = *target.ip();
+    if !is_dialable(addr, shared.host()) {
+        return;
+    }
+    // The cheap, exact check first ("connected or dialing?"), so that a list naming
+    // members we already have costs none of the list budget.
+    let Some(slot) = shared.reserve_dial(addr, instance, source) else {
+        return;
+    };
+    if shared.may_dial(addr, source) {
+        spawn_outbound(slot, target);
+    }
+}
+
 /// Starts a thread that dials `peer` (from our own address) and then serves the
 /// connection. The slot keeps the address marked as being dialed until the thread ends.
-pub(crate) fn spawn_outbound(slot: Slot, peer: SocketAddrV4) {
+fn spawn_outbound(slot: Slot, peer: SocketAddrV4) {
     let peer_addr = *peer.ip();
     spawn(slot, peer_addr, move |slot| {
         let shared = slot.shared().clone();
@@ -153,7 +180,8 @@ pub(crate) fn spawn_outbound(slot: Slot, peer: SocketAddrV4) {
             Err(e) => {
                 // Said here, once per streak: a dead or forged announcer is dialed
                 // again at every announcement.
-                shared.dial_failed(peer_addr, &ConnectionError::Unreachable(e));
+                let source = slot.source().unwrap_or(DialSource::Announced);
+                shared.dial_failed(peer_addr, source, &ConnectionError::Unreachable(e));
                 Ok(())
             }
         }
@@ -217,7 +245,7 @@ fn run(
 
 /// Hello, admission, then frames until the end.
 fn serve(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     reader: &mut FrameReader,
     link: &Arc<Link>,
 ) -> Result<(), ConnectionError> {
@@ -229,7 +257,7 @@ fn serve(
         shared.send_frame(link, &shared.hello(announced_name.clone()));
     }
     let mut peer = read_hello(shared, reader, link.peer())?;
-    let admitted = admit(shared, &peer, link);
+    let (admitted, returning) = admit(shared, &peer, link);
     if dialing {
         if !admitted {
             shared.send_frame(link, &Frame::Bye);
@@ -255,11 +283,24 @@ fn serve(
             return Ok(());
         }
     }
-    let read = read_frames(shared, reader, link, &mut peer);
-    let ended = why_it_ended(link, read);
+    let mut conversation = Conversation::default();
+    if returning {
+        ask_to_catch_up(shared, link, &peer, &mut conversation);
+    }
+    let read = read_frames(shared, reader, link, &mut peer, &mut conversation);
+    let said_goodbye = matches!(read, Ok(Ending::Goodbye));
+    let ended = why_it_ended(link, read.map(drop));
     link.close(Closed::ByUs);
-    connection_closed(shared, &peer, link);
+    connection_closed(shared, &peer, link, said_goodbye);
     ended
+}
+
+/// How a connection ended without an error.
+enum Ending {
+    /// The peer said goodbye: it left on purpose.
+    Goodbye,
+    /// The stream ended (its program ended, or we closed the connection).
+    EndOfStream,
 }
 
 /// The real reason a connection ended: when we closed it after a failed write, the
@@ -289,6 +330,7 @@ fn read_hello(
             Received::Frame(Frame::Hello {
                 version,
                 instance,
+                tcp_port,
                 name,
                 room,
             }) => {
@@ -307,6 +349,7 @@ fn read_hello(
                 }
                 return Ok(PeerIdentity {
                     addr,
+                    port: tcp_port,
                     instance,
                     name,
                 });
@@ -334,17 +377,33 @@ fn read_hello(
 }
 
 /// The hello exchange is done: install the connection (or not) and tell the front end.
-/// Returns whether to keep the connection.
-fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> bool {
-    let (admission, joined) = {
+/// Returns whether to keep the connection, and whether it is a run of the member we
+/// lost contact with (a cut, or a connection replaced), so that we catch up.
+fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> (bool, bool) {
+    let (admission, joined, returning) = {
         let mut state = shared.state();
+        let lost_before = state
+            .peers
+            .last_heard_before_cut(peer.addr, peer.instance)
+            .is_some();
         let admission = state.peers.admit(peer.clone(), link.clone());
         // The dialer has the acceptor's hello: the acceptor installed it too.
         let joined = match link.direction() {
             Direction::Outbound => state.peers.announce(peer.addr, link),
             Direction::Inbound => None,
         };
-        (admission, joined)
+        // A connection replaced while the member stayed: what was written to the old
+        // one since we last heard on it may be lost.
+        let replaced = match &admission {
+            Admission::Replaced { old, .. } => {
+                state
+                    .peers
+                    .lost_contact(peer.addr, peer.instance, old.heard_at_ms());
+                true
+            }
+            _ => false,
+        };
+        (admission, joined, lost_before || replaced)
     };
     match &admission {
         Admission::Joined | Admission::Surplus { .. } | Admission::Closed => {}
@@ -364,17 +423,35 @@ fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> bool {
     }
     if let Some(member) = joined {
         shared.emit(Event::Joined(member));
+        tell_members(shared);
     }
-    !matches!(
+    let keep = !matches!(
         admission,
         Admission::Surplus { close_new: true } | Admission::Closed
-    )
+    );
+    let installed = matches!(
+        admission,
+        Admission::Joined | Admission::Replaced { .. } | Admission::Restarted { .. }
+    );
+    (keep, returning && installed)
 }
 
 /// The connection has ended. If it was the member's installed connection, the member
-/// has left.
-fn connection_closed(shared: &Shared, peer: &PeerIdentity, link: &Link) {
-    let removed = shared.state().peers.remove_if_current(peer.addr, link);
+/// has left; unless it said goodbye, it may come back, and we note when we last heard
+/// from it, to catch up then.
+fn connection_closed(shared: &Shared, peer: &PeerIdentity, link: &Link, said_goodbye: bool) {
+    let removed = {
+        let mut state = shared.state();
+        let removed = state.peers.remove_if_current(peer.addr, link);
+        if said_goodbye {
+            state.peers.said_goodbye(peer.addr);
+        } else if removed.is_some() {
+            state
+                .peers
+                .lost_contact(peer.addr, peer.instance, link.heard_at_ms());
+        }
+        removed
+    };
     shared.state_changed.notify_all();
     if let Some(removed) = removed {
         shared.rounds.forget(peer.addr);
@@ -387,17 +464,17 @@ fn connection_closed(shared: &Shared, peer: &PeerIdentity, link: &Link) {
 /// Reads frames until the peer leaves, goes silent, breaks the protocol, or the
 /// connection is closed from our side. Sends a heartbeat every [`HEARTBEAT_INTERVAL`].
 fn read_frames(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     reader: &mut FrameReader,
     link: &Link,
     peer: &mut PeerIdentity,
-) -> Result<(), ConnectionError> {
+    conversation: &mut Conversation,
+) -> Result<Ending, ConnectionError> {
     let mut last_heard = Instant::now();
     // The first heartbeat leaves at once: for a dialer it is the confirmation the
     // acceptor waits for before it shows the member as joined (`PeerMap::announce`).
     let mut next_heartbeat = Instant::now();
     let mut confirmed = link.direction() == Direction::Outbound;
-    let mut numbers = ChatNumbers::default();
     loop {
         if Instant::now() >= next_heartbeat {
             // Queued, and written unless another thread is writing to this peer (then
@@ -411,15 +488,17 @@ fn read_frames(
         // comes first: no polling, and heartbeats leave on time even while frames flow.
         reader.wait_at_most(until(next_heartbeat))?;
         match reader.read_frame()? {
-            Received::Frame(Frame::Bye) | Received::End => return Ok(()),
+            Received::Frame(Frame::Bye) => return Ok(Ending::Goodbye),
+            Received::End => return Ok(Ending::EndOfStream),
             Received::Frame(frame) => {
                 last_heard = Instant::now();
+                link.heard();
                 if !confirmed {
                     confirmed = true;
                     confirm(shared, peer, link);
                 }
                 shared.trace(peer.addr, WireDirection::Received, &frame);
-                handle_frame(shared, peer, &mut numbers, link, frame)?;
+                handle_frame(shared, peer, conversation, link, frame)?;
             }
             Received::Nothing => {}
         }
@@ -435,25 +514,179 @@ fn confirm(shared: &Shared, peer: &PeerIdentity, link: &Link) {
     let joined = shared.state().peers.announce(peer.addr, link);
     if let Some(member) = joined {
         shared.emit(Event::Joined(member));
+        tell_members(shared);
     }
 }
 
-/// What a connection remembers of the message numbers it has seen.
+/// Tells every member whom we are connected to, now that someone joined: the
+/// newcomer learns of everyone else, and everyone else of the newcomer, so one known
+/// address is enough for the whole mesh to form where broadcast does not reach.
+fn tell_members(shared: &Shared) {
+    let queued = {
+        let state = shared.state();
+        let members = state.peers.member_addresses();
+        state.queue_to_all(Frame::Members { members })
+    };
+    shared.deliver(queued);
+}
+
+/// What a connection remembers of its conversation, beyond who is at the other end.
 #[derive(Default)]
-struct ChatNumbers {
+struct Conversation {
     /// The number of the latest `Chat` on this connection: the next must be greater.
-    latest: Option<u64>,
+    latest_chat: Option<u64>,
     /// Whether we already said that this peer sent a message we had shown before.
     repeat_reported: bool,
+    /// Set between our catch-up request and the peer's `CatchUpEnd`: what it sent so
+    /// far (an unasked-for catch-up is ignored).
+    catching_up: Option<PendingCatchUp>,
+}
+
+/// What a member sent us in answer to our catch-up request, until its end.
+#[derive(Default)]
+struct PendingCatchUp {
+    messages: Vec<ChatMessage>,
+    privates: Vec<(u64, LatePrivate)>,
+}
+
+/// Asks a member we lost contact with for what we missed (see [`crate::catch_up`]).
+fn ask_to_catch_up(
+    shared: &Shared,
+    link: &Link,
+    peer: &PeerIdentity,
+    conversation: &mut Conversation,
+) {
+    let have = shared.history().have();
+    let privates_received = shared
+        .state()
+        .received_privates
+        .latest((peer.addr, peer.instance));
+    conversation.catching_up = Some(PendingCatchUp::default());
+    shared.send_frame(
+        link,
+        &Frame::CatchUpRequest {
+            privates_received,
+            have,
+        },
+    );
+}
+
+/// Sends a member that asks, after a cut, what it missed: the first-hand messages it
+/// lacks, our private messages to it after the last it received, and how many of our
+/// own it missed that we no longer have.
+fn answer_catch_up(
+    shared: &Shared,
+    link: &Link,
+    peer: &PeerIdentity,
+    privates_received: u64,
+    have: Vec<MessageId>,
+) {
+    let (since_ms, last_seq, (privates, privates_unavailable)) = {
+        let state = shared.state();
+        // What was written to the member in the seconds before we noticed the cut may
+        // be lost as well: count from a timeout earlier.
+        let since_ms = state
+            .peers
+            .last_heard_before_cut(peer.addr, peer.instance)
+            .map_or(i64::MAX, |heard| {
+                heard.saturating_sub(PEER_TIMEOUT.as_millis() as i64)
+            });
+        let privates = state
+            .sent_privates
+            .since((peer.addr, peer.instance), privates_received);
+        (since_ms, state.last_seq, privates)
+    };
+    let own_have = have
+        .iter()
+        .find(|id| id.origin == shared.host() && id.instance == shared.instance)
+        .map(|id| id.seq);
+    let catch_up = CatchUp { have, since_ms };
+    let (messages, own_kept) = {
+        let history = shared.history();
+        (
+            history.lacked_by(&catch_up),
+            history.numbers_of(shared.host(), shared.instance),
+        )
+    };
+    let unavailable = unavailable_own(own_have, last_seq, &own_kept) + privates_unavailable;
+    for message in messages {
+        shared.send_frame(link, &Frame::CatchUpEntry { message });
+    }
+    for private in privates {
+        shared.send_frame(
+            link,
+            &Frame::CatchUpPrivate {
+                seq: private.seq,
+                sent_at_ms: private.sent_at_ms,
+                text: private.text,
+            },
+        );
+    }
+    shared.send_frame(
+        link,
+        &Frame::CatchUpEnd {
+            unavailable: u32::try_from(unavailable).unwrap_or(u32::MAX),
+        },
+    );
+}
+
+/// The member's catch-up is complete: keeps what is new, and shows it as late.
+fn finish_catch_up(
+    shared: &Shared,
+    peer: &PeerIdentity,
+    pending: PendingCatchUp,
+    unavailable: u32,
+) {
+    let now = now_ms();
+    let mut messages: Vec<ChatMessage> = pending
+        .messages
+        .into_iter()
+        .filter(|message| {
+            if message.id.origin == peer.addr && message.id.instance == peer.instance {
+                // Its own messages: as good as if they had come live.
+                shared.record(message)
+            } else {
+                // Another member's, on its word: kept only where the log has room for
+                // what others tell (see `history.rs`), but shown all the same.
+                let recorded = shared
+                    .history()
+                    .record_replied(message.clone(), peer.addr, now);
+                matches!(recorded, Ok(()) | Err(Refused::Full))
+            }
+        })
+        .collect();
+    messages.sort_by_key(|m| (m.sent_at_ms, m.id.origin, m.id.instance, m.id.seq));
+    let privates: Vec<LatePrivate> = {
+        let mut state = shared.state();
+        pending
+            .privates
+            .into_iter()
+            .filter(|(seq, _)| {
+                state
+                    .received_privates
+                    .note((peer.addr, peer.instance), *seq)
+            })
+            .map(|(_, private)| private)
+            .collect()
+    };
+    if messages.is_empty() && privates.is_empty() && unavailable == 0 {
+        return;
+    }
+    shared.emit(Event::CaughtUp {
+        from: peer.member(),
+        messages,
+        privates,
+        unavailable: u64::from(unavailable),
+    });
 }
 
 /// Acts on one frame received from `peer` (its hello is done). A rename updates
 /// `peer`, this thread's own record of who is at the other end. An error closes the
 /// connection.
 fn handle_frame(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     peer: &mut PeerIdentity,
-    numbers: &mut ChatNumbers,
+    conversation: &mut Conversation,
     link: &Link,
     frame: Frame,
 ) -> Result<(), ConnectionError> {
@@ -465,12 +698,12 @@ fn handle_frame(
         } => {
             // A member numbers its messages 1, 2, 3...: a number that does not grow
             // is a broken counter, which would make its messages vanish as "seen".
-            if let Some(latest) = numbers.latest.filter(|latest| seq <= *latest) {
+            if let Some(latest) = conversation.latest_chat.filter(|latest| seq <= *latest) {
                 return Err(ConnectionError::Protocol(format!(
                     "numbered a message {seq} after message {latest} (numbers must grow)"
                 )));
             }
-            numbers.latest = Some(seq);
+            conversation.latest_chat = Some(seq);
             let message = ChatMessage {
                 id: MessageId {
                     origin: peer.addr,
@@ -483,7 +716,7 @@ fn handle_frame(
             };
             if shared.record(&message) {
                 shared.emit(Event::Message(message));
-            } else if !std::mem::replace(&mut numbers.repeat_reported, true) {
+            } else if !std::mem::replace(&mut conversation.repeat_reported, true) {
                 // Seen before, on an earlier connection: shown once, but said.
                 shared.warn(format!(
                     "{} sent message {seq} again, which was already shown; repeats are not \
@@ -508,17 +741,59 @@ fn handle_frame(
             shared.rounds.add_entry(request, peer.addr, message);
         }
         Frame::HistoryEnd { request } => shared.rounds.end(request, peer.addr),
-        Frame::Private { sent_at_ms, text } => {
-            let me = Member {
-                name: shared.name(),
-                addr: shared.host(),
+        Frame::Private {
+            seq,
+            sent_at_ms,
+            text,
+        } => {
+            let (new, my_name) = {
+                let mut state = shared.state();
+                let new = state
+                    .received_privates
+                    .note((peer.addr, peer.instance), seq);
+                (new, state.name.clone())
             };
-            shared.emit(Event::Private {
-                from: peer.member(),
-                to: me,
-                sent_at_ms,
-                text,
-            });
+            // A number seen before is a copy (sent again after a cut): shown once.
+            if new {
+                shared.emit(Event::Private {
+                    from: peer.member(),
+                    to: Member {
+                        name: my_name,
+                        addr: shared.host(),
+                    },
+                    sent_at_ms,
+                    text,
+                });
+            }
+        }
+        Frame::CatchUpRequest {
+            privates_received,
+            have,
+        } => answer_catch_up(shared, link, peer, privates_received, have),
+        Frame::CatchUpEntry { message } => {
+            if let Some(pending) = &mut conversation.catching_up {
+                if pending.messages.len() < HISTORY_CAPACITY {
+                    pending.messages.push(message);
+                }
+            }
+        }
+        Frame::CatchUpPrivate {
+            seq,
+            sent_at_ms,
+            text,
+        } => {
+            if let Some(pending) = &mut conversation.catching_up {
+                if pending.privates.len() < PRIVATES_KEPT_PER_MEMBER {
+                    pending
+                        .privates
+                        .push((seq, LatePrivate { sent_at_ms, text }));
+                }
+            }
+        }
+        Frame::CatchUpEnd { unavailable } => {
+            if let Some(pending) = conversation.catching_up.take() {
+                finish_catch_up(shared, peer, pending, unavailable);
+            }
         }
         Frame::Rename { name } => {
             let old = std::mem::replace(&mut peer.name, name.clone());
@@ -529,6 +804,12 @@ fn handle_frame(
                     old,
                     new: name,
                 });
+            }
+        }
+        Frame::Members { members } => {
+            let source = DialSource::Listed { by: peer.addr };
+            for member in members {
+                dial_if_allowed(shared, member, None, source);
             }
         }
         Frame::Hello { .. } => {

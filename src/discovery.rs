@@ -22,6 +22,20 @@
 //! Broadcasts are unacknowledged and get lost, so a member announces itself a few times
 //! at start-up and then every [`ANNOUNCE_INTERVAL`] for as long as it runs. Members
 //! already connected to it simply ignore the repeats.
+//!
+//! ## When broadcast does not reach
+//!
+//! Campus Wi-Fi often filters broadcast, and routers never forward it, so a member can
+//! also be *given* an address (`--peer`, `/connect`) and is *told* addresses: every
+//! member lists the members it is connected to ([`crate::protocol::Frame::Members`]),
+//! and whoever hears of a member it does not know dials it. One known address is
+//! enough for the whole mesh to form.
+//!
+//! Each way of hearing of an address is a [`DialSource`], and [`DialPolicy`] decides
+//! whether to dial. A list comes from another member and may be a lie, naming machines
+//! that are not members (to make everyone connect to a third machine): so an address
+//! learned from a list is dialed at most once per [`LISTED_REDIAL_INTERVAL`], and at
+//! most [`LISTED_DIAL_BURST`] of them at once, then [`LISTED_DIALS_PER_SECOND`].
 
 use std::collections::HashMap;
 use std::io;
@@ -31,7 +45,10 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::protocol::{Announcement, MAX_ANNOUNCEMENT_BYTES};
-use crate::tuning::{ANNOUNCE_INTERVAL, REDIAL_INTERVAL, STARTUP_ANNOUNCEMENTS};
+use crate::tuning::{
+    ANNOUNCE_INTERVAL, LISTED_DIAL_BURST, LISTED_DIALS_PER_SECOND, LISTED_REDIAL_INTERVAL,
+    REDIAL_INTERVAL, STARTUP_ANNOUNCEMENTS,
+};
 
 /// The two UDP sockets of a member.
 pub struct Discovery {
@@ -144,35 +161,118 @@ impl AnnounceSchedule {
     }
 }
 
-/// Remembers when each address was last dialed, so that a flood of announcements (real
-/// or forged) never makes us connect to the same address in a tight loop.
-#[derive(Default)]
-pub struct RedialLimiter {
-    last_dialed: HashMap<Ipv4Addr, Instant>,
+/// How we heard of an address we might dial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialSource {
+    /// Its own UDP announcement.
+    Announced,
+    /// The user gave it (`--peer`, `/connect`).
+    Given,
+    /// The member at `by` listed it among its members.
+    Listed { by: Ipv4Addr },
 }
 
-impl RedialLimiter {
+/// Whether `addr` could be a member for a member at `me` to dial: a single machine's
+/// address, not ours, and a loopback address only when we are on loopback ourselves (a
+/// list from the LAN naming 127.0.0.1 would make us dial ourselves or a neighbour).
+pub fn is_dialable(addr: Ipv4Addr, me: Ipv4Addr) -> bool {
+    addr != me
+        && !addr.is_unspecified()
+        && !addr.is_broadcast()
+        && !addr.is_multicast()
+        && addr.is_loopback() == me.is_loopback()
+}
+
+/// Decides whether to dial an address now, so that no flood of announcements (real or
+/// forged) and no member's list (true or not) makes us connect in a tight loop, or to
+/// a machine that is not a member over and over.
+#[derive(Debug)]
+pub struct DialPolicy {
+    /// When each address was last dialed, whatever the source.
+    last_dialed: HashMap<Ipv4Addr, Instant>,
+    /// When each address was last dialed because a list named it.
+    last_listed: HashMap<Ipv4Addr, Instant>,
+    /// Dials from lists still allowed right now (a token bucket).
+    listed_tokens: u32,
+    /// When the last token was added.
+    refilled_at: Instant,
+}
+
+impl DialPolicy {
     /// Past this many remembered addresses, the stale ones are forgotten, so forged
-    /// announcements from many addresses cannot grow the map without bound.
+    /// announcements or lists naming many addresses cannot grow the maps without bound.
     const MAX_REMEMBERED: usize = 1024;
 
-    /// True (and remembered) if `addr` was not dialed within [`REDIAL_INTERVAL`].
-    pub fn may_dial(&mut self, addr: Ipv4Addr, now: Instant) -> bool {
-        if let Some(last) = self.last_dialed.get(&addr) {
-            if now.saturating_duration_since(*last) < REDIAL_INTERVAL {
-                return false;
-            }
+    pub fn new(now: Instant) -> DialPolicy {
+        DialPolicy {
+            last_dialed: HashMap::new(),
+            last_listed: HashMap::new(),
+            listed_tokens: LISTED_DIAL_BURST,
+            refilled_at: now,
         }
-        if self.last_dialed.len() >= Self::MAX_REMEMBERED {
-            self.last_dialed
-                .retain(|_, last| now.saturating_duration_since(*last) < REDIAL_INTERVAL);
-        }
-        if self.last_dialed.len() >= Self::MAX_REMEMBERED {
+    }
+
+    /// True (and remembered) if `addr`, heard of from `source`, may be dialed `now`:
+    /// never twice within [`REDIAL_INTERVAL`]; from a list, never twice within
+    /// [`LISTED_REDIAL_INTERVAL`], and only while the list budget lasts.
+    pub fn may_dial(&mut self, addr: Ipv4Addr, source: DialSource, now: Instant) -> bool {
+        if recently(&self.last_dialed, addr, REDIAL_INTERVAL, now) {
             return false;
         }
-        self.last_dialed.insert(addr, now);
-        true
+        if let DialSource::Listed { .. } = source {
+            self.refill(now);
+            if self.listed_tokens == 0
+                || recently(&self.last_listed, addr, LISTED_REDIAL_INTERVAL, now)
+                || !remember(&mut self.last_listed, addr, LISTED_REDIAL_INTERVAL, now)
+            {
+                return false;
+            }
+            self.listed_tokens -= 1;
+        }
+        remember(&mut self.last_dialed, addr, REDIAL_INTERVAL, now)
     }
+
+    fn refill(&mut self, now: Instant) {
+        let per_token = Duration::from_secs(1) / LISTED_DIALS_PER_SECOND;
+        while self.listed_tokens < LISTED_DIAL_BURST
+            && now.saturating_duration_since(self.refilled_at) >= per_token
+        {
+            self.listed_tokens += 1;
+            self.refilled_at += per_token;
+        }
+        if self.listed_tokens == LISTED_DIAL_BURST {
+            self.refilled_at = now;
+        }
+    }
+}
+
+/// Whether `addr` is in `map` with a time less than `interval` before `now`.
+fn recently(
+    map: &HashMap<Ipv4Addr, Instant>,
+    addr: Ipv4Addr,
+    interval: Duration,
+    now: Instant,
+) -> bool {
+    map.get(&addr)
+        .is_some_and(|last| now.saturating_duration_since(*last) < interval)
+}
+
+/// Notes `now` for `addr`, first forgetting entries older than `interval` if the map is
+/// full; false (and nothing noted) if it is still full of recent ones.
+fn remember(
+    map: &mut HashMap<Ipv4Addr, Instant>,
+    addr: Ipv4Addr,
+    interval: Duration,
+    now: Instant,
+) -> bool {
+    if map.len() >= DialPolicy::MAX_REMEMBERED {
+        map.retain(|_, last| now.saturating_duration_since(*last) < interval);
+    }
+    if map.len() >= DialPolicy::MAX_REMEMBERED && !map.contains_key(&addr) {
+        return false;
+    }
+    map.insert(addr, now);
+    true
 }
 
 #[cfg(test)]
@@ -191,25 +291,84 @@ mod tests {
         assert_eq!(schedule.next_due(), last_burst + ANNOUNCE_INTERVAL);
     }
 
+    const LISTER: DialSource = DialSource::Listed {
+        by: Ipv4Addr::new(198, 18, 0, 9),
+    };
+
     #[test]
     fn an_address_is_not_redialed_within_the_interval() {
-        let mut limiter = RedialLimiter::default();
-        let addr = Ipv4Addr::new(198, 18, 0, 2);
         let now = Instant::now();
-        assert!(limiter.may_dial(addr, now));
-        assert!(!limiter.may_dial(addr, now + REDIAL_INTERVAL / 2));
-        assert!(limiter.may_dial(addr, now + REDIAL_INTERVAL));
-        assert!(limiter.may_dial(Ipv4Addr::new(198, 18, 0, 3), now));
+        let mut policy = DialPolicy::new(now);
+        let addr = Ipv4Addr::new(198, 18, 0, 2);
+        assert!(policy.may_dial(addr, DialSource::Announced, now));
+        assert!(!policy.may_dial(addr, DialSource::Announced, now + REDIAL_INTERVAL / 2));
+        assert!(!policy.may_dial(addr, DialSource::Given, now + REDIAL_INTERVAL / 2));
+        assert!(policy.may_dial(addr, DialSource::Announced, now + REDIAL_INTERVAL));
+        assert!(policy.may_dial(Ipv4Addr::new(198, 18, 0, 3), DialSource::Announced, now));
     }
 
     #[test]
-    fn a_flood_of_addresses_keeps_the_limiter_bounded() {
-        let mut limiter = RedialLimiter::default();
+    fn an_address_from_a_list_is_dialed_once_per_listed_interval() {
         let now = Instant::now();
-        for i in 0..5000u32 {
-            limiter.may_dial(Ipv4Addr::from(i), now);
+        let mut policy = DialPolicy::new(now);
+        let addr = Ipv4Addr::new(198, 18, 0, 2);
+        assert!(policy.may_dial(addr, LISTER, now));
+        let later = now + REDIAL_INTERVAL * 2;
+        assert!(
+            !policy.may_dial(addr, LISTER, later),
+            "a list may not redial so soon"
+        );
+        // Its own announcement still may: that is evidence it is a member.
+        assert!(policy.may_dial(addr, DialSource::Announced, later));
+        assert!(policy.may_dial(addr, LISTER, now + LISTED_REDIAL_INTERVAL));
+    }
+
+    #[test]
+    fn lists_cannot_make_us_dial_more_than_the_budget() {
+        let now = Instant::now();
+        let mut policy = DialPolicy::new(now);
+        let dialed_at_once = (0..1000u32)
+            .filter(|i| policy.may_dial(Ipv4Addr::from(0x0a00_0000 + i), LISTER, now))
+            .count();
+        assert_eq!(dialed_at_once, LISTED_DIAL_BURST as usize);
+        let a_second_later = now + Duration::from_secs(1);
+        let dialed_next = (1000..2000u32)
+            .filter(|i| policy.may_dial(Ipv4Addr::from(0x0a00_0000 + i), LISTER, a_second_later))
+            .count();
+        assert_eq!(dialed_next, LISTED_DIALS_PER_SECOND as usize);
+    }
+
+    #[test]
+    fn only_addresses_of_our_kind_are_dialable() {
+        let lan = Ipv4Addr::new(198, 18, 0, 1);
+        assert!(is_dialable(Ipv4Addr::new(198, 18, 0, 2), lan));
+        assert!(is_dialable(Ipv4Addr::new(10, 1, 2, 3), lan));
+        for not in [
+            lan,
+            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+        ] {
+            assert!(!is_dialable(not, lan), "{not}");
         }
-        assert!(limiter.last_dialed.len() <= RedialLimiter::MAX_REMEMBERED);
+        assert!(!is_dialable(Ipv4Addr::new(224, 0, 0, 1), lan));
+        assert!(is_dialable(
+            Ipv4Addr::new(127, 0, 0, 2),
+            Ipv4Addr::LOCALHOST
+        ));
+        assert!(!is_dialable(lan, Ipv4Addr::LOCALHOST));
+    }
+
+    #[test]
+    fn a_flood_of_addresses_keeps_the_policy_bounded() {
+        let now = Instant::now();
+        let mut policy = DialPolicy::new(now);
+        for i in 0..5000u32 {
+            policy.may_dial(Ipv4Addr::from(i), DialSource::Announced, now);
+            policy.may_dial(Ipv4Addr::from(i), LISTER, now);
+        }
+        assert!(policy.last_dialed.len() <= DialPolicy::MAX_REMEMBERED);
+        assert!(policy.last_listed.len() <= DialPolicy::MAX_REMEMBERED);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 use chrono::{Local, TimeZone};
 
 use crate::commands::RecipientError;
-use crate::event::{Event, Member};
+use crate::event::{Event, LatePrivate, Member};
 use crate::history::LogEntry;
 use crate::protocol::ChatMessage;
 use crate::text::sanitize;
@@ -38,7 +38,8 @@ Here are some tips for YOU:
 ‣ /history - Request history from members
 ‣ /exit - Leave chat
 ‣ /msg <member> <text> - Private message to one member (by name or IP)
-‣ /name <new name> - Change your name";
+‣ /name <new name> - Change your name
+‣ /connect <address> - Connect to a member by IP (where broadcast does not reach)";
 
 /// Whether to colour the output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,6 +157,20 @@ pub fn event_lines(event: &Event, roster: &Roster, style: Style) -> Option<Strin
         } => private_line(from, to, *sent_at_ms, text, roster, style, clock_time),
         Event::Renamed { addr, old, new } => renamed_line(*addr, old, new, roster, style),
         Event::Missed { messages, other } => missed_line(*messages, *other, style),
+        Event::CaughtUp {
+            from,
+            messages,
+            privates,
+            unavailable,
+        } => caught_up_lines(
+            from,
+            messages,
+            privates,
+            *unavailable,
+            roster,
+            style,
+            clock_time,
+        ),
         // Diagnostics are not chat: the front end shows them apart (on stderr), with
         // `warning_line`.
         Event::Warning(_) | Event::Wire { .. } => return None,
@@ -178,6 +193,20 @@ pub fn log_line(event: &Event, roster: &Roster, now_ms: i64) -> Option<String> {
             "{} {} sends a cheer to everyone: HOORAY!",
             date_time(*sent_at_ms),
             roster.label(&from.name, from.addr)
+        ),
+        Event::CaughtUp {
+            from,
+            messages,
+            privates,
+            unavailable,
+        } => caught_up_lines(
+            from,
+            messages,
+            privates,
+            *unavailable,
+            roster,
+            plain,
+            date_time,
         ),
         Event::Warning(_) | Event::Wire { .. } => return None,
         other => format!(
@@ -253,6 +282,75 @@ pub fn renamed_line(addr: Ipv4Addr, old: &str, new: &str, roster: &Roster, style
     ))
 }
 
+/// What a member sent us while we were apart, once it is back:
+///
+/// ```text
+/// Caught up with Bo: 3 messages sent while you were apart
+/// 09:30:04 [late] Bo: are you there?
+/// 09:30:05 [late] [private] Bo: call me
+/// 09:30:06 [late] Cleo: he is gone
+/// 12 earlier messages from Bo are no longer available.
+/// ```
+pub fn caught_up_lines(
+    from: &Member,
+    messages: &[ChatMessage],
+    privates: &[LatePrivate],
+    unavailable: u64,
+    roster: &Roster,
+    style: Style,
+    time: fn(i64) -> String,
+) -> String {
+    let name = roster.label(&from.name, from.addr);
+    let count = messages.len() + privates.len();
+    let plural = if count == 1 { "" } else { "s" };
+    let mut lines = vec![(
+        i64::MIN,
+        style.system(&format!(
+            "Caught up with {name}: {count} message{plural} sent while you were apart"
+        )),
+    )];
+    let late = style.paint("2", "[late]");
+    for message in messages {
+        lines.push((
+            message.sent_at_ms,
+            marked(&message_line(message, roster, style, time), &late),
+        ));
+    }
+    let me = roster.me.clone();
+    for private in privates {
+        let line = private_line(
+            from,
+            &me,
+            private.sent_at_ms,
+            &private.text,
+            roster,
+            style,
+            time,
+        );
+        lines.push((private.sent_at_ms, marked(&line, &late)));
+    }
+    // In send order, private and chat together; the heading stays first.
+    lines.sort_by_key(|(sent_at_ms, _)| *sent_at_ms);
+    let mut text: Vec<String> = lines.into_iter().map(|(_, line)| line).collect();
+    if count == 0 {
+        text.clear();
+    }
+    if unavailable > 0 {
+        let (plural, verb) = if unavailable == 1 { ("", "is") } else { ("s", "are") };
+        text.push(style.system(&format!(
+            "{unavailable} earlier message{plural} from {name} {verb} no longer available."
+        )));
+    }
+    text.join("\n")
+}
+
+/// `line` (a time, a space, the rest) with `mark` after the time, as `[private]` is:
+/// `09:30:04 [late] Bo: text`.
+fn marked(line: &str, mark: &str) -> String {
+    let time_ends = line.find(' ').unwrap_or(0);
+    format!("{} {mark}{}", &line[..time_ends], &line[time_ends..])
+}
+
 /// `1450 messages and 2 other lines were not shown here: ...`, where the front end
 /// fell behind and events were dropped rather than making the network wait.
 pub fn missed_line(messages: u64, other: u64, style: Style) -> String {
@@ -270,6 +368,11 @@ pub fn missed_line(messages: u64, other: u64, style: Style) -> String {
         "{} {verb} not shown here: this screen fell behind. /history shows what was said.",
         parts.join(" and ")
     ))
+}
+
+/// The answer to `/connect`: members there show as they join.
+pub fn connecting_line(target: std::net::SocketAddrV4) -> String {
+    format!("Connecting to {target}; the members there will show as they join.")
 }
 
 /// A diagnostic, as the terminal prints it on stderr: `p2pchat: connection with ...`.
@@ -302,10 +405,8 @@ pub fn history_lines(entries: &[LogEntry], roster: &Roster, style: Style) -> Str
         let line = message_line(&entry.message, roster, style, clock_time);
         match entry.relayed_by {
             Some(by) => {
-                // The mark goes after the time, as `[private]` does.
-                let (time, rest) = line.split_at(line.find(' ').unwrap_or(0));
-                let mark = format!("[via {}]", roster.label_of(by));
-                lines.push_str(&format!("{time} {}{rest}", style.paint("2", &mark)));
+                let mark = style.paint("2", &format!("[via {}]", roster.label_of(by)));
+                lines.push_str(&marked(&line, &mark));
             }
             None => lines.push_str(&line),
         }
@@ -512,7 +613,8 @@ mod tests {
         assert_eq!(lines[..7], known);
         assert!(lines[7].starts_with("‣ /msg "));
         assert!(lines[8].starts_with("‣ /name "));
-        assert_eq!(lines.len(), 9);
+        assert!(lines[9].starts_with("‣ /connect "));
+        assert_eq!(lines.len(), 10);
     }
 
     #[test]
@@ -584,6 +686,41 @@ mod tests {
         );
         assert!(missed_line(1, 0, Style::PLAIN).starts_with("1 message was not shown"));
         assert!(missed_line(0, 1, Style::PLAIN).starts_with("1 other line was not shown"));
+    }
+
+    #[test]
+    fn what_arrived_late_is_marked_in_send_order_under_a_heading() {
+        let roster = roster();
+        let mut first = message("first", 1000);
+        first.sender_name = "Alex".into();
+        let lines = caught_up_lines(
+            &alex(),
+            &[message("third", 3000), first],
+            &[LatePrivate {
+                sent_at_ms: 2000,
+                text: "second".into(),
+            }],
+            12,
+            &roster,
+            Style::PLAIN,
+            clock_time,
+        );
+        let lines: Vec<&str> = lines.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Caught up with Alex: 3 messages sent while you were apart"
+        );
+        assert!(lines[1].ends_with(":01 [late] Alex: first"), "{}", lines[1]);
+        assert!(
+            lines[2].ends_with(":02 [late] [private] Alex: second"),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[3].ends_with(":03 [late] Alex: third"), "{}", lines[3]);
+        assert_eq!(
+            lines[4],
+            "12 earlier messages from Alex are no longer available."
+        );
     }
 
     #[test]

@@ -55,6 +55,16 @@ pub enum Event {
         old: String,
         new: String,
     },
+    /// A member we had lost contact with (a pulled cable, a Wi-Fi drop) is back, and
+    /// sent what we missed while apart: chat messages (its own and others'), and its
+    /// private messages to us, none of them shown before; and how many of its messages
+    /// of that time it no longer had. Shown marked as late.
+    CaughtUp {
+        from: Member,
+        messages: Vec<ChatMessage>,
+        privates: Vec<LatePrivate>,
+        unavailable: u64,
+    },
     /// Something went wrong that the user may want to know, in words for the user: a
     /// peer broke the protocol, a connection was refused, the broadcast failed. The chat
     /// goes on. (The terminal prints these on stderr.)
@@ -72,6 +82,13 @@ pub enum Event {
         direction: WireDirection,
         frame: Frame,
     },
+}
+
+/// A private message that arrived late, after a cut ([`Event::CaughtUp`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LatePrivate {
+    pub sent_at_ms: i64,
+    pub text: String,
 }
 
 /// Which way an [`Event::Wire`] frame went.
@@ -93,6 +110,13 @@ impl Event {
             Event::Joined(m) | Event::Left(m) | Event::Hooray { from: m, .. } => m.name.len(),
             Event::Renamed { old, new, .. } => old.len() + new.len(),
             Event::Missed { .. } => 0,
+            Event::CaughtUp {
+                messages, privates, ..
+            } => {
+                let messages: usize = messages.iter().map(|m| m.text.len() + 64).sum();
+                let privates: usize = privates.iter().map(|p| p.text.len() + 32).sum();
+                messages + privates
+            }
         };
         std::mem::size_of::<Event>() + text
     }
@@ -101,7 +125,10 @@ impl Event {
     fn is_a_message(&self) -> bool {
         matches!(
             self,
-            Event::Message(_) | Event::Private { .. } | Event::Hooray { .. }
+            Event::Message(_)
+                | Event::Private { .. }
+                | Event::Hooray { .. }
+                | Event::CaughtUp { .. }
         )
     }
 }

@@ -35,7 +35,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
-use crate::protocol::{ChatMessage, MessageId};
+use crate::catch_up::CatchUp;
+use crate::protocol::{ChatMessage, MAX_CATCH_UP_SENDERS, MessageId};
 
 /// How far (in milliseconds) an entry from a `/history` reply may be dated after our
 /// own clock. Ten minutes covers any clock a person would call "right"; a member whose
@@ -79,11 +80,20 @@ fn show_key(id: &MessageId, sent_at_ms: i64) -> ShowKey {
     (sent_at_ms, id.origin, id.instance, id.seq)
 }
 
+/// One message in the log, with how and when we came to know it.
+#[derive(Debug)]
+struct Kept {
+    message: ChatMessage,
+    source: Source,
+    /// When it arrived here (milliseconds since the Unix epoch, our clock).
+    arrived_at_ms: i64,
+}
+
 /// At most `capacity` messages (see the module doc for which are kept).
 #[derive(Debug)]
 pub struct History {
     capacity: usize,
-    by_show_order: BTreeMap<ShowKey, (ChatMessage, Source)>,
+    by_show_order: BTreeMap<ShowKey, Kept>,
     keys: HashMap<MessageId, ShowKey>,
     /// First-hand messages, earliest arrival first.
     first_hand: VecDeque<MessageId>,
@@ -102,11 +112,11 @@ impl History {
         }
     }
 
-    /// Adds a message we sent or received live; false when it was already known (a
-    /// copy from a reply is then promoted to first-hand).
-    pub fn record(&mut self, message: ChatMessage) -> bool {
+    /// Adds a message we sent or received live (at `now_ms`, our clock); false when it
+    /// was already known (a copy from a reply is then promoted to first-hand).
+    pub fn record(&mut self, message: ChatMessage, now_ms: i64) -> bool {
         if let Some(key) = self.keys.get(&message.id).copied() {
-            if let Some((_, source)) = self.by_show_order.get_mut(&key) {
+            if let Some(Kept { source, .. }) = self.by_show_order.get_mut(&key) {
                 if let Source::Replied { by } = *source {
                     *source = Source::FirstHand;
                     if let Some(queue) = self.replied.get_mut(&by) {
@@ -121,7 +131,7 @@ impl History {
             return false;
         }
         self.first_hand.push_back(message.id);
-        self.insert(message, Source::FirstHand);
+        self.insert(message, Source::FirstHand, now_ms);
         true
     }
 
@@ -136,7 +146,7 @@ impl History {
         if let Some(key) = self.keys.get(&message.id).copied() {
             // Its author's own word beats another member's: the mark goes.
             let from_its_author = by == message.id.origin;
-            if let Some((_, source)) = self.by_show_order.get_mut(&key) {
+            if let Some(Kept { source, .. }) = self.by_show_order.get_mut(&key) {
                 if let Source::Replied { by: relayer } = *source {
                     if from_its_author && relayer != by {
                         *source = Source::Replied { by };
@@ -157,14 +167,21 @@ impl History {
             return Err(Refused::Full);
         }
         self.replied.entry(by).or_default().push_back(message.id);
-        self.insert(message, Source::Replied { by });
+        self.insert(message, Source::Replied { by }, now_ms);
         Ok(())
     }
 
-    fn insert(&mut self, message: ChatMessage, source: Source) {
+    fn insert(&mut self, message: ChatMessage, source: Source, arrived_at_ms: i64) {
         let key = show_key(&message.id, message.sent_at_ms);
         self.keys.insert(message.id, key);
-        self.by_show_order.insert(key, (message, source));
+        self.by_show_order.insert(
+            key,
+            Kept {
+                message,
+                source,
+                arrived_at_ms,
+            },
+        );
     }
 
     /// Forgets one entry to make room; false if none may go. For a replied entry from
@@ -198,22 +215,69 @@ impl History {
     pub fn entries(&self, me: Ipv4Addr) -> Vec<LogEntry> {
         self.by_show_order
             .values()
-            .map(|(message, source)| LogEntry {
-                relayed_by: match *source {
-                    Source::Replied { by } if by != message.id.origin || by == me => Some(by),
+            .map(|kept| LogEntry {
+                relayed_by: match kept.source {
+                    Source::Replied { by } if by != kept.message.id.origin || by == me => Some(by),
                     _ => None,
                 },
-                message: message.clone(),
+                message: kept.message.clone(),
             })
             .collect()
     }
 
     /// The first-hand messages, in show order: what we answer a `/history` request with.
     pub fn first_hand(&self) -> Vec<ChatMessage> {
+        self.first_hand_kept()
+            .map(|kept| kept.message.clone())
+            .collect()
+    }
+
+    fn first_hand_kept(&self) -> impl Iterator<Item = &Kept> {
         self.by_show_order
             .values()
-            .filter(|(_, source)| *source == Source::FirstHand)
-            .map(|(message, _)| message.clone())
+            .filter(|kept| kept.source == Source::FirstHand)
+    }
+
+    /// For each sender (origin and run), the highest message number we have: what we
+    /// tell a member we reconnect to, so that it sends only what we lack. At most
+    /// [`MAX_CATCH_UP_SENDERS`], those heard from most recently.
+    pub fn have(&self) -> Vec<MessageId> {
+        let mut highest: HashMap<(Ipv4Addr, u64), (u64, i64)> = HashMap::new();
+        for kept in self.by_show_order.values() {
+            let id = kept.message.id;
+            let entry = highest
+                .entry((id.origin, id.instance))
+                .or_insert((0, i64::MIN));
+            entry.0 = entry.0.max(id.seq);
+            entry.1 = entry.1.max(kept.arrived_at_ms);
+        }
+        let mut senders: Vec<((Ipv4Addr, u64), (u64, i64))> = highest.into_iter().collect();
+        senders.sort_by_key(|(_, (_, last_arrival))| std::cmp::Reverse(*last_arrival));
+        senders
+            .into_iter()
+            .take(MAX_CATCH_UP_SENDERS)
+            .map(|((origin, instance), (seq, _))| MessageId {
+                origin,
+                instance,
+                seq,
+            })
+            .collect()
+    }
+
+    /// The first-hand messages a member that asks for `catch_up` lacks, in show order.
+    pub fn lacked_by(&self, catch_up: &CatchUp) -> Vec<ChatMessage> {
+        self.first_hand_kept()
+            .filter(|kept| catch_up.lacks(&kept.message, kept.arrived_at_ms))
+            .map(|kept| kept.message.clone())
+            .collect()
+    }
+
+    /// The numbers of the messages of one sender's run still in the log.
+    pub fn numbers_of(&self, origin: Ipv4Addr, instance: u64) -> Vec<u64> {
+        self.keys
+            .keys()
+            .filter(|id| id.origin == origin && id.instance == instance)
+            .map(|id| id.seq)
             .collect()
     }
 
@@ -261,8 +325,8 @@ mod tests {
     #[test]
     fn a_message_is_kept_once_however_often_it_arrives() {
         let mut history = History::new(10);
-        assert!(history.record(message(2, 1, NOW)));
-        assert!(!history.record(message(2, 1, NOW)));
+        assert!(history.record(message(2, 1, NOW), NOW));
+        assert!(!history.record(message(2, 1, NOW), NOW));
         assert_eq!(
             history.record_replied(message(2, 1, NOW), relayer(3), NOW),
             Err(Refused::Known)
@@ -273,20 +337,20 @@ mod tests {
     #[test]
     fn entries_are_shown_by_time_then_sender_then_number() {
         let mut history = History::new(10);
-        history.record(message(3, 1, NOW + 300));
-        history.record(message(2, 2, NOW));
-        history.record(message(2, 1, NOW));
-        history.record(message(4, 1, NOW + 100));
+        history.record(message(3, 1, NOW + 300), NOW);
+        history.record(message(2, 2, NOW), NOW);
+        history.record(message(2, 1, NOW), NOW);
+        history.record(message(4, 1, NOW + 100), NOW);
         assert_eq!(seqs(&history), [(2, 1), (2, 2), (4, 1), (3, 1)]);
     }
 
     #[test]
     fn a_full_log_forgets_the_earliest_arrival_not_the_earliest_date() {
         let mut history = History::new(3);
-        history.record(message(2, 1, NOW + 50)); // arrives first, dated latest
-        history.record(message(2, 2, NOW));
-        history.record(message(2, 3, NOW + 10));
-        history.record(message(2, 4, NOW + 20));
+        history.record(message(2, 1, NOW + 50), NOW); // arrives first, dated latest
+        history.record(message(2, 2, NOW), NOW);
+        history.record(message(2, 3, NOW + 10), NOW);
+        history.record(message(2, 4, NOW + 20), NOW);
         assert_eq!(seqs(&history), [(2, 2), (2, 3), (2, 4)]);
     }
 
@@ -294,7 +358,7 @@ mod tests {
     fn a_reply_never_pushes_out_first_hand_messages() {
         let mut history = History::new(3);
         for seq in 1..=3 {
-            history.record(message(2, seq, NOW));
+            history.record(message(2, seq, NOW), NOW);
         }
         let junk = message(9, 1, NOW - 1000);
         assert_eq!(
@@ -309,7 +373,7 @@ mod tests {
         let mut history = History::new(10);
         // Four first-hand messages and three from an honest member's reply.
         for seq in 1..=4 {
-            history.record(message(2, seq, NOW));
+            history.record(message(2, seq, NOW), NOW);
         }
         for seq in 1..=3 {
             assert!(
@@ -352,7 +416,7 @@ mod tests {
     #[test]
     fn only_first_hand_messages_are_handed_on() {
         let mut history = History::new(10);
-        history.record(message(2, 1, NOW));
+        history.record(message(2, 1, NOW), NOW);
         let _ = history.record_replied(message(3, 1, NOW), relayer(4), NOW);
         let handed_on: Vec<MessageId> = history.first_hand().iter().map(|m| m.id).collect();
         assert_eq!(handed_on, [message(2, 1, NOW).id]);
@@ -385,7 +449,7 @@ mod tests {
     fn a_replied_entry_seen_live_later_becomes_first_hand() {
         let mut history = History::new(10);
         let _ = history.record_replied(message(5, 1, NOW), relayer(3), NOW);
-        assert!(!history.record(message(5, 1, NOW)));
+        assert!(!history.record(message(5, 1, NOW), NOW));
         assert_eq!(history.entries(ME)[0].relayed_by, None);
         assert_eq!(history.first_hand().len(), 1);
     }
@@ -396,8 +460,70 @@ mod tests {
         let first_run = message(2, 1, NOW);
         let mut second_run = message(2, 1, NOW + 5);
         second_run.id.instance = 2;
-        history.record(first_run);
-        history.record(second_run);
+        history.record(first_run, NOW);
+        history.record(second_run, NOW);
         assert_eq!(history.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod catch_up_tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn message(origin: u8, instance: u64, seq: u64) -> ChatMessage {
+        ChatMessage {
+            id: MessageId {
+                origin: Ipv4Addr::new(127, 0, 0, origin),
+                instance,
+                seq,
+            },
+            sender_name: "x".into(),
+            sent_at_ms: NOW + seq as i64,
+            text: format!("{origin}/{seq}"),
+        }
+    }
+
+    #[test]
+    fn what_we_have_is_the_highest_number_per_sender_run() {
+        let mut history = History::new(10);
+        history.record(message(2, 1, 3), NOW);
+        history.record(message(2, 1, 5), NOW);
+        history.record(message(2, 2, 1), NOW);
+        let mut have = history.have();
+        have.sort();
+        let have: Vec<(u8, u64, u64)> = have
+            .iter()
+            .map(|id| (id.origin.octets()[3], id.instance, id.seq))
+            .collect();
+        assert_eq!(have, [(2, 1, 5), (2, 2, 1)]);
+    }
+
+    #[test]
+    fn a_reconnecting_member_is_sent_only_first_hand_messages_it_lacks() {
+        let mut history = History::new(10);
+        for seq in 1..=4 {
+            history.record(message(2, 1, seq), NOW);
+        }
+        history.record(message(3, 1, 1), NOW + 10_000); // a newcomer, after the cut
+        history.record(message(4, 1, 1), NOW - 10_000); // someone else, before it
+        let _ = history.record_replied(message(5, 1, 1), Ipv4Addr::new(127, 0, 0, 9), NOW);
+        let catch_up = CatchUp {
+            have: vec![MessageId {
+                origin: Ipv4Addr::new(127, 0, 0, 2),
+                instance: 1,
+                seq: 2,
+            }],
+            since_ms: NOW,
+        };
+        let sent: Vec<String> = history
+            .lacked_by(&catch_up)
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        // In show order: by send time (here the number), then sender.
+        assert_eq!(sent, ["3/1", "2/3", "2/4"]);
+        assert_eq!(history.numbers_of(Ipv4Addr::new(127, 0, 0, 2), 1).len(), 4);
     }
 }

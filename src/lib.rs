@@ -79,12 +79,13 @@
 //! | [`protocol`]    | the bytes on the wire; pure                                   |
 //! | [`config`]      | what a member needs to start                                  |
 //! | [`event`]       | what a member reports, and the queue that never blocks        |
+//! | [`catch_up`]    | what two members exchange after a cut; pure                   |
 //! | [`history`]     | the bounded, de-duplicated message log; pure                  |
 //! | [`link`]        | one TCP connection as frames: the outbox, the frame reader    |
 //! | [`peers`]       | the PeerMap: one connection per member; pure                  |
+//! | [`discovery`]   | finding members: UDP announcements, and whom to dial when     |
 //! | [`rounds`]      | `/history` questions waiting for answers                      |
 //! | [`shared`]      | what the threads share: the thread table and the lock table   |
-//! | [`discovery`]   | UDP: broadcasting announcements and hearing them              |
 //! | [`connection`]  | one peer's thread: dial, hello, read loop, heartbeats, close  |
 //! | [`node`]        | a member: start, send, history, leave; listener and discovery |
 //! | [`commands`]    | what a typed line means; pure                                 |
@@ -96,6 +97,7 @@
 //! Private items (the engine's `Shared`, `Slot`, the per-peer loop) are documented too:
 //! `cargo doc --document-private-items --open` shows them.
 
+pub mod catch_up;
 pub mod cli;
 pub mod clock;
 pub mod commands;

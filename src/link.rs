@@ -52,10 +52,11 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
+use crate::clock::now_ms;
 use crate::protocol::{DecodeError, Frame, decode_frame};
 use crate::tuning::{OUTBOX_HIGH_WATER_BYTES, WRITE_TIMEOUT};
 
@@ -88,6 +89,9 @@ pub struct Link {
     room_made: Condvar,
     /// Why we closed the connection, if we did: the first reason is kept.
     closed_because: OnceLock<Closed>,
+    /// When a frame last arrived (milliseconds since the Unix epoch, our clock): when a
+    /// cut began, if one ends the connection.
+    heard_at_ms: AtomicI64,
 }
 
 /// Frames waiting to be written to one peer, and who is writing them.
@@ -143,6 +147,7 @@ impl Link {
             }),
             room_made: Condvar::new(),
             closed_because: OnceLock::new(),
+            heard_at_ms: AtomicI64::new(now_ms()),
         };
         Ok((link, FrameReader::new(reading)))
     }
@@ -273,6 +278,16 @@ impl Link {
     /// Why we closed the connection, if we did.
     pub fn closed_because(&self) -> Option<&Closed> {
         self.closed_because.get()
+    }
+
+    /// Notes that a frame arrived just now (the reading thread calls it).
+    pub fn heard(&self) {
+        self.heard_at_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// When a frame last arrived.
+    pub fn heard_at_ms(&self) -> i64 {
+        self.heard_at_ms.load(Ordering::Relaxed)
     }
 }
 

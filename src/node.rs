@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::clock::{now_ms, until};
 use crate::config::Config;
 use crate::connection;
-use crate::discovery::{AnnounceSchedule, BindError, Discovery, RedialLimiter};
+use crate::discovery::{AnnounceSchedule, BindError, DialSource, Discovery, is_dialable};
 use crate::event::{Event, Events, Member, Throttle, event_queue};
 use crate::history::{LogEntry, MAX_FUTURE_MS, Refused};
 use crate::link::Closed;
@@ -97,6 +97,9 @@ pub enum SendError {
     NotAMember(Ipv4Addr),
     /// `/name` with a name that breaks the rules.
     InvalidName(NameError),
+    /// `/connect` to an address that cannot be a member's (ours, a broadcast or
+    /// multicast address, or a loopback address from a LAN address or the reverse).
+    NotDialable(Ipv4Addr),
 }
 
 impl fmt::Display for SendError {
@@ -115,6 +118,11 @@ impl fmt::Display for SendError {
                 )
             }
             Self::InvalidName(why) => write!(f, "name not changed: {why}"),
+            Self::NotDialable(addr) => write!(
+                f,
+                "not connecting to {addr}: that cannot be another member's address (give \
+                 the IPv4 address of another machine in the chat)"
+            ),
         }
     }
 }
@@ -221,6 +229,11 @@ impl Node {
         }
     }
 
+    /// The port this member accepts connections on (and announces on).
+    pub fn port(&self) -> u16 {
+        self.shared.config.port
+    }
+
     /// The room this member chats in.
     pub fn room(&self) -> &str {
         &self.shared.config.room
@@ -324,7 +337,9 @@ impl Node {
                 name: state.name.clone(),
                 addr: shared.host(),
             };
+            let run = (to, peer.identity.instance);
             let frame = Frame::Private {
+                seq: state.sent_privates.number(run, sent_at_ms, text),
                 sent_at_ms,
                 text: text.to_owned(),
             };
@@ -339,6 +354,33 @@ impl Node {
             text: text.to_owned(),
         });
         shared.deliver(queued);
+        Ok(())
+    }
+
+    /// Connects to the member at `target` without waiting for its announcement (for
+    /// networks where broadcast does not reach), and keeps trying, at the announcement
+    /// beat, whenever it is not connected. Through it we learn of every member it knows.
+    ///
+    /// ```no_run
+    /// # let (node, _events) = p2pchat::Node::start(p2pchat::Config::new([10, 0, 0, 1].into(), "Alex"))?;
+    /// node.connect("10.0.1.7:24242".parse()?)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn connect(&self, target: SocketAddrV4) -> Result<(), SendError> {
+        let shared = &self.shared;
+        if !is_dialable(*target.ip(), shared.host()) {
+            return Err(SendError::NotDialable(*target.ip()));
+        }
+        {
+            let mut state = shared.state();
+            if state.peers.is_leaving() {
+                return Err(SendError::Left);
+            }
+            if !state.contacts.contains(&target) && state.contacts.len() < MAX_CONNECTIONS {
+                state.contacts.push(target);
+            }
+        }
+        connection::dial_if_allowed(shared, target, None, DialSource::Given);
         Ok(())
     }
 
@@ -512,11 +554,11 @@ fn accept_members(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-/// The discovery thread: announces us on schedule, and dials every member it hears
-/// that we are not connected to.
+/// The discovery thread: announces us on schedule, dials the addresses the user gave
+/// at the same beat until they are connected, and dials every member it hears that we
+/// are not connected to.
 fn discover_members(shared: Arc<Shared>, discovery: Discovery) {
     let mut schedule = AnnounceSchedule::new(Instant::now());
-    let mut redial = RedialLimiter::default();
     let mut version_warned: HashSet<Ipv4Addr> = HashSet::new();
     let mut announcing_fails = false;
     while !shared.is_leaving() {
@@ -534,6 +576,10 @@ fn discover_members(shared: Arc<Shared>, discovery: Discovery) {
                 Err(_) => {}
             }
             schedule.mark_sent(Instant::now());
+            let contacts = shared.state().contacts.clone();
+            for contact in contacts {
+                connection::dial_if_allowed(&shared, contact, None, DialSource::Given);
+            }
             continue;
         }
         let heard = match discovery.receive(until(schedule.next_due())) {
@@ -561,15 +607,12 @@ fn discover_members(shared: Arc<Shared>, discovery: Discovery) {
         }
         // Every member of a chat uses one port, and one room; an announcement naming
         // another port or room is not for this chat.
-        if announcement.tcp_port != shared.config.port
-            || announcement.room != shared.config.room
-            || !redial.may_dial(addr, Instant::now())
-        {
+        if announcement.tcp_port != shared.config.port || announcement.room != shared.config.room {
             continue;
         }
-        if let Some(slot) = shared.reserve_dial(addr, announcement.instance) {
-            connection::spawn_outbound(slot, SocketAddrV4::new(addr, shared.config.port));
-        }
+        let target = SocketAddrV4::new(addr, shared.config.port);
+        let instance = Some(announcement.instance);
+        connection::dial_if_allowed(&shared, target, instance, DialSource::Announced);
     }
 }
 

@@ -44,7 +44,7 @@
 //! noticed yet, so the new one replaces it, and the old member is shown to leave.
 
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use crate::event::Member;
@@ -55,6 +55,8 @@ use crate::tuning::MAX_CONNECTIONS;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerIdentity {
     pub addr: Ipv4Addr,
+    /// The TCP port it accepts connections on (from its hello).
+    pub port: u16,
     pub instance: u64,
     pub name: String,
 }
@@ -150,6 +152,16 @@ pub struct PeerMap {
     /// Surplus connections the higher member keeps open, by address, in case the
     /// lower member installed that one (see [`PeerMap::remove_if_current`]).
     standby: HashMap<Ipv4Addr, Peer>,
+    /// Members we lost without a goodbye (a cut, a replaced connection): which run, and
+    /// when we last heard from it, to catch up if that run comes back.
+    lost: HashMap<Ipv4Addr, Lost>,
+}
+
+/// A run of a member we lost contact with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Lost {
+    instance: u64,
+    heard_at_ms: i64,
 }
 
 impl PeerMap {
@@ -162,6 +174,7 @@ impl PeerMap {
             leaving: false,
             open: HashMap::new(),
             standby: HashMap::new(),
+            lost: HashMap::new(),
         }
     }
 
@@ -181,15 +194,16 @@ impl PeerMap {
     }
 
     /// Counts a thread to dial `addr` and marks it as being dialed, unless we are
-    /// connected to that run of it (`instance`), are dialing it already, are leaving,
-    /// or run [`MAX_CONNECTIONS`] threads; returns whether to dial. One step, so a
-    /// member either has the other's connection before it would dial, or it dials and
-    /// declines the other's (see rule 1).
-    pub fn reserve_dial(&mut self, addr: Ipv4Addr, instance: u64) -> bool {
+    /// connected to that run of it (`instance`; any run when we do not know which, as
+    /// for an address the user gave), are dialing it already, are leaving, or run
+    /// [`MAX_CONNECTIONS`] threads; returns whether to dial. One step, so a member
+    /// either has the other's connection before it would dial, or it dials and declines
+    /// the other's (see rule 1).
+    pub fn reserve_dial(&mut self, addr: Ipv4Addr, instance: Option<u64>) -> bool {
         let connected = self
             .peers
             .get(&addr)
-            .is_some_and(|peer| peer.identity.instance == instance);
+            .is_some_and(|peer| instance.is_none_or(|i| peer.identity.instance == i));
         if connected || self.dialing.contains(&addr) || !self.reserve_thread() {
             return false;
         }
@@ -362,6 +376,54 @@ impl PeerMap {
             .collect();
         members.sort_by_key(|member| member.addr);
         members
+    }
+
+    /// The addresses (with chat ports) of every member shown to have joined: what we
+    /// tell others in a [`crate::protocol::Frame::Members`].
+    pub fn member_addresses(&self) -> Vec<SocketAddrV4> {
+        self.peers
+            .values()
+            .filter(|peer| peer.announced)
+            .map(|peer| SocketAddrV4::new(peer.identity.addr, peer.identity.port))
+            .collect()
+    }
+
+    /// Notes that we lost contact with this run of the member at `addr`, having last
+    /// heard from it at `heard_at_ms`.
+    pub fn lost_contact(&mut self, addr: Ipv4Addr, instance: u64, heard_at_ms: i64) {
+        if self.lost.len() >= MAX_CONNECTIONS && !self.lost.contains_key(&addr) {
+            // Forget the contact lost longest ago: the least likely to come back.
+            let oldest = self.lost.iter().min_by_key(|(_, lost)| lost.heard_at_ms);
+            if let Some(oldest) = oldest.map(|(addr, _)| *addr) {
+                self.lost.remove(&oldest);
+            }
+        }
+        self.lost.insert(
+            addr,
+            Lost {
+                instance,
+                heard_at_ms,
+            },
+        );
+    }
+
+    /// The member at `addr` said goodbye: there is nothing to catch up on.
+    pub fn said_goodbye(&mut self, addr: Ipv4Addr) {
+        self.lost.remove(&addr);
+    }
+
+    /// When we last heard from this run of the member at `addr` before losing contact
+    /// with it, if we did.
+    pub fn last_heard_before_cut(&self, addr: Ipv4Addr, instance: u64) -> Option<i64> {
+        self.lost
+            .get(&addr)
+            .filter(|lost| lost.instance == instance)
+            .map(|lost| lost.heard_at_ms)
+    }
+
+    /// Whether a member is installed at `addr` (any run).
+    pub fn is_connected(&self, addr: Ipv4Addr) -> bool {
+        self.peers.contains_key(&addr)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -22,13 +22,13 @@
 //! [`DecodeError`]. No input makes it panic.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::text::{MAX_NAME_CHARS, NameError, check_name};
 
 /// Version of the protocol spoken by this build. Sent in every hello and announcement;
 /// a member speaking another version is refused with a message that names both.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// The first bytes of every announcement datagram. Anything else on the UDP port is
 /// somebody else's traffic (or garbage) and is dropped without a reply.
@@ -50,6 +50,14 @@ pub const MAX_NAME_BYTES: usize = MAX_NAME_CHARS * 4;
 
 /// The largest announcement datagram accepted; a legal one is far smaller.
 pub const MAX_ANNOUNCEMENT_BYTES: usize = 512;
+
+/// The most addresses one [`Frame::Members`] may list: as many connections as a
+/// member keeps ([`crate::tuning::MAX_CONNECTIONS`]).
+pub const MAX_LISTED_MEMBERS: usize = 256;
+
+/// The most (origin, run) pairs one [`Frame::CatchUpRequest`] may name: every sender
+/// a full log could hold first-hand messages from, with room to spare.
+pub const MAX_CATCH_UP_SENDERS: usize = 512;
 
 /// Bytes in a frame's length prefix (a big-endian `u32`).
 const LENGTH_PREFIX_BYTES: usize = 4;
@@ -86,6 +94,9 @@ pub enum Frame {
     Hello {
         version: u8,
         instance: u64,
+        /// The TCP port this member accepts connections on, so that others can pass
+        /// its address on in [`Frame::Members`].
+        tcp_port: u16,
         name: String,
         room: String,
     },
@@ -107,10 +118,39 @@ pub enum Frame {
     Heartbeat,
     /// "I am leaving the chat", the last frame a member sends before closing.
     Bye,
-    /// A message for the receiver of this frame only (`/msg`).
-    Private { sent_at_ms: i64, text: String },
+    /// A message for the receiver of this frame only (`/msg`). `seq` counts the
+    /// sender's private messages to this receiver from 1, so that one lost in a cut
+    /// can be sent again ([`Frame::CatchUpPrivate`]).
+    Private {
+        seq: u64,
+        sent_at_ms: i64,
+        text: String,
+    },
     /// "From now on, call me `name`" (`/name`).
     Rename { name: String },
+    /// "These are the members I am connected to": their addresses and chat ports,
+    /// so that one known member is enough to find them all.
+    Members { members: Vec<SocketAddrV4> },
+    /// After a cut, to a member of the same run we were connected to before: "here is
+    /// what I have; send me what I missed". `have` names, for each sender, the highest
+    /// message number we have from it (in `seq`); `privates_received` the number of
+    /// the latest private message we received from the receiver of this frame.
+    CatchUpRequest {
+        privates_received: u64,
+        have: Vec<MessageId>,
+    },
+    /// One chat message the asker missed (of the sender of this frame or of another
+    /// member).
+    CatchUpEntry { message: ChatMessage },
+    /// A private message to the asker that it missed, sent again.
+    CatchUpPrivate {
+        seq: u64,
+        sent_at_ms: i64,
+        text: String,
+    },
+    /// The end of a catch-up; `unavailable` messages of the sender of this frame were
+    /// sent while apart but are no longer in its log.
+    CatchUpEnd { unavailable: u32 },
 }
 
 /// The UDP broadcast that says "I am here".
@@ -145,6 +185,8 @@ pub enum DecodeError {
     TextTooLong { limit: usize },
     /// A name (of a member or a room) breaks the rules every name follows.
     InvalidName(NameError),
+    /// A list holds more entries than its limit.
+    ListTooLong { limit: usize },
     /// A datagram that does not start with [`ANNOUNCE_MAGIC`].
     NotAnAnnouncement,
     /// A datagram larger than [`MAX_ANNOUNCEMENT_BYTES`].
@@ -167,6 +209,7 @@ impl fmt::Display for DecodeError {
             Self::InvalidUtf8 => f.write_str("text is not valid UTF-8"),
             Self::TextTooLong { limit } => write!(f, "text longer than {limit} bytes"),
             Self::InvalidName(why) => write!(f, "a name that breaks the rules: {why}"),
+            Self::ListTooLong { limit } => write!(f, "a list longer than {limit} entries"),
             Self::NotAnAnnouncement => f.write_str("not a p2pchat announcement"),
             Self::AnnouncementTooLarge { length } => {
                 write!(f, "announcement of {length} bytes is too large")
@@ -188,6 +231,11 @@ const TYPE_HEARTBEAT: u8 = 0x07;
 const TYPE_BYE: u8 = 0x08;
 const TYPE_PRIVATE: u8 = 0x09;
 const TYPE_RENAME: u8 = 0x0a;
+const TYPE_MEMBERS: u8 = 0x0b;
+const TYPE_CATCH_UP_REQUEST: u8 = 0x0c;
+const TYPE_CATCH_UP_ENTRY: u8 = 0x0d;
+const TYPE_CATCH_UP_PRIVATE: u8 = 0x0e;
+const TYPE_CATCH_UP_END: u8 = 0x0f;
 
 impl Frame {
     /// The frame as bytes ready to write to a TCP stream, length prefix included.
@@ -200,12 +248,14 @@ impl Frame {
             Frame::Hello {
                 version,
                 instance,
+                tcp_port,
                 name,
                 room,
             } => {
                 body.u8(TYPE_HELLO);
                 body.u8(*version);
                 body.u64(*instance);
+                body.u16(*tcp_port);
                 body.text(name);
                 body.text(room);
             }
@@ -230,12 +280,7 @@ impl Frame {
             Frame::HistoryEntry { request, message } => {
                 body.u8(TYPE_HISTORY_ENTRY);
                 body.u32(*request);
-                body.bytes(&message.id.origin.octets());
-                body.u64(message.id.instance);
-                body.u64(message.id.seq);
-                body.i64(message.sent_at_ms);
-                body.text(&message.sender_name);
-                body.text(&message.text);
+                body.message(message);
             }
             Frame::HistoryEnd { request } => {
                 body.u8(TYPE_HISTORY_END);
@@ -243,14 +288,58 @@ impl Frame {
             }
             Frame::Heartbeat => body.u8(TYPE_HEARTBEAT),
             Frame::Bye => body.u8(TYPE_BYE),
-            Frame::Private { sent_at_ms, text } => {
+            Frame::Private {
+                seq,
+                sent_at_ms,
+                text,
+            } => {
                 body.u8(TYPE_PRIVATE);
+                body.u64(*seq);
                 body.i64(*sent_at_ms);
                 body.text(text);
             }
             Frame::Rename { name } => {
                 body.u8(TYPE_RENAME);
                 body.text(name);
+            }
+            Frame::Members { members } => {
+                body.u8(TYPE_MEMBERS);
+                body.u16(members.len().min(MAX_LISTED_MEMBERS) as u16);
+                for member in members.iter().take(MAX_LISTED_MEMBERS) {
+                    body.bytes(&member.ip().octets());
+                    body.u16(member.port());
+                }
+            }
+            Frame::CatchUpRequest {
+                privates_received,
+                have,
+            } => {
+                body.u8(TYPE_CATCH_UP_REQUEST);
+                body.u64(*privates_received);
+                body.u16(have.len().min(MAX_CATCH_UP_SENDERS) as u16);
+                for id in have.iter().take(MAX_CATCH_UP_SENDERS) {
+                    body.bytes(&id.origin.octets());
+                    body.u64(id.instance);
+                    body.u64(id.seq);
+                }
+            }
+            Frame::CatchUpEntry { message } => {
+                body.u8(TYPE_CATCH_UP_ENTRY);
+                body.message(message);
+            }
+            Frame::CatchUpPrivate {
+                seq,
+                sent_at_ms,
+                text,
+            } => {
+                body.u8(TYPE_CATCH_UP_PRIVATE);
+                body.u64(*seq);
+                body.i64(*sent_at_ms);
+                body.text(text);
+            }
+            Frame::CatchUpEnd { unavailable } => {
+                body.u8(TYPE_CATCH_UP_END);
+                body.u32(*unavailable);
             }
         }
         let body = body.into_bytes();
@@ -304,6 +393,7 @@ fn decode_body(body: &[u8]) -> Result<Frame, DecodeError> {
         TYPE_HELLO => Frame::Hello {
             version: r.u8()?,
             instance: r.u64()?,
+            tcp_port: r.u16()?,
             name: r.name()?,
             room: r.name()?,
         },
@@ -316,36 +406,55 @@ fn decode_body(body: &[u8]) -> Result<Frame, DecodeError> {
             sent_at_ms: r.i64()?,
         },
         TYPE_HISTORY_REQUEST => Frame::HistoryRequest { request: r.u32()? },
-        TYPE_HISTORY_ENTRY => {
-            let request = r.u32()?;
-            let origin = Ipv4Addr::from(r.u32()?);
-            let instance = r.u64()?;
-            let seq = r.u64()?;
-            let sent_at_ms = r.i64()?;
-            let sender_name = r.name()?;
-            let text = r.text(MAX_MESSAGE_BYTES)?;
-            Frame::HistoryEntry {
-                request,
-                message: ChatMessage {
-                    id: MessageId {
-                        origin,
-                        instance,
-                        seq,
-                    },
-                    sender_name,
-                    sent_at_ms,
-                    text,
-                },
-            }
-        }
+        TYPE_HISTORY_ENTRY => Frame::HistoryEntry {
+            request: r.u32()?,
+            message: r.message()?,
+        },
         TYPE_HISTORY_END => Frame::HistoryEnd { request: r.u32()? },
         TYPE_HEARTBEAT => Frame::Heartbeat,
         TYPE_BYE => Frame::Bye,
         TYPE_PRIVATE => Frame::Private {
+            seq: r.u64()?,
             sent_at_ms: r.i64()?,
             text: r.text(MAX_MESSAGE_BYTES)?,
         },
         TYPE_RENAME => Frame::Rename { name: r.name()? },
+        TYPE_MEMBERS => {
+            let count = r.count(MAX_LISTED_MEMBERS)?;
+            let mut members = Vec::with_capacity(count);
+            for _ in 0..count {
+                let ip = Ipv4Addr::from(r.u32()?);
+                members.push(SocketAddrV4::new(ip, r.u16()?));
+            }
+            Frame::Members { members }
+        }
+        TYPE_CATCH_UP_REQUEST => {
+            let privates_received = r.u64()?;
+            let count = r.count(MAX_CATCH_UP_SENDERS)?;
+            let mut have = Vec::with_capacity(count);
+            for _ in 0..count {
+                have.push(MessageId {
+                    origin: Ipv4Addr::from(r.u32()?),
+                    instance: r.u64()?,
+                    seq: r.u64()?,
+                });
+            }
+            Frame::CatchUpRequest {
+                privates_received,
+                have,
+            }
+        }
+        TYPE_CATCH_UP_ENTRY => Frame::CatchUpEntry {
+            message: r.message()?,
+        },
+        TYPE_CATCH_UP_PRIVATE => Frame::CatchUpPrivate {
+            seq: r.u64()?,
+            sent_at_ms: r.i64()?,
+            text: r.text(MAX_MESSAGE_BYTES)?,
+        },
+        TYPE_CATCH_UP_END => Frame::CatchUpEnd {
+            unavailable: r.u32()?,
+        },
         unknown => return Err(DecodeError::UnknownFrameType(unknown)),
     };
     r.finish()?;
@@ -421,6 +530,16 @@ impl Writer {
         self.u16(length as u16);
         self.bytes(&value.as_bytes()[..length]);
     }
+    /// A message as history and catch-up entries carry it: origin, instance, seq,
+    /// sent_at, sender name, text.
+    fn message(&mut self, message: &ChatMessage) {
+        self.bytes(&message.id.origin.octets());
+        self.u64(message.id.instance);
+        self.u64(message.id.seq);
+        self.i64(message.sent_at_ms);
+        self.text(&message.sender_name);
+        self.text(&message.text);
+    }
     fn into_bytes(self) -> Vec<u8> {
         self.bytes
     }
@@ -474,6 +593,28 @@ impl<'a> Reader<'a> {
         let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
         Ok(text.to_owned())
     }
+    /// A list's entry count, refused past `limit` before a single entry is read (the
+    /// caller allocates for that many).
+    fn count(&mut self, limit: usize) -> Result<usize, DecodeError> {
+        let count = usize::from(self.u16()?);
+        if count > limit {
+            return Err(DecodeError::ListTooLong { limit });
+        }
+        Ok(count)
+    }
+    /// A message as written by `Writer::message`.
+    fn message(&mut self) -> Result<ChatMessage, DecodeError> {
+        Ok(ChatMessage {
+            id: MessageId {
+                origin: Ipv4Addr::from(self.u32()?),
+                instance: self.u64()?,
+                seq: self.u64()?,
+            },
+            sent_at_ms: self.i64()?,
+            sender_name: self.name()?,
+            text: self.text(MAX_MESSAGE_BYTES)?,
+        })
+    }
     /// A name: text of at most [`MAX_NAME_BYTES`] that passes [`check_name`], the same
     /// rule a name typed on the command line follows.
     fn name(&mut self) -> Result<String, DecodeError> {
@@ -512,6 +653,7 @@ mod tests {
             Frame::Hello {
                 version: PROTOCOL_VERSION,
                 instance: u64::MAX,
+                tcp_port: 24242,
                 name: "Alex Ünïcode 😀".into(),
                 room: "lobby".into(),
             },
@@ -535,13 +677,72 @@ mod tests {
             Frame::Heartbeat,
             Frame::Bye,
             Frame::Private {
+                seq: 1,
                 sent_at_ms: 5,
                 text: "just for you".into(),
             },
             Frame::Rename {
                 name: "Alexander".into(),
             },
+            Frame::Members {
+                members: vec![
+                    SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 24242),
+                    SocketAddrV4::new(Ipv4Addr::new(10, 0, 1, 7), 5000),
+                ],
+            },
+            Frame::CatchUpRequest {
+                privates_received: 3,
+                have: vec![sample_message().id],
+            },
+            Frame::CatchUpEntry {
+                message: sample_message(),
+            },
+            Frame::CatchUpPrivate {
+                seq: 4,
+                sent_at_ms: 9,
+                text: "missed you".into(),
+            },
+            Frame::CatchUpEnd { unavailable: 12 },
         ]
+    }
+
+    #[test]
+    fn lists_are_refused_past_their_limit_before_any_entry_is_read() {
+        let full = Frame::Members {
+            members: vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, 1); MAX_LISTED_MEMBERS],
+        };
+        assert!(decode_frame(&full.encode()).is_ok());
+        let mut over = full.encode();
+        // The count field follows the length prefix and the type byte.
+        over[5..7].copy_from_slice(&(MAX_LISTED_MEMBERS as u16 + 1).to_be_bytes());
+        assert_eq!(
+            decode_frame(&over),
+            Err(DecodeError::ListTooLong {
+                limit: MAX_LISTED_MEMBERS
+            })
+        );
+        let mut request = Frame::CatchUpRequest {
+            privates_received: 0,
+            have: Vec::new(),
+        }
+        .encode();
+        request[13..15].copy_from_slice(&(MAX_CATCH_UP_SENDERS as u16 + 1).to_be_bytes());
+        assert_eq!(
+            decode_frame(&request),
+            Err(DecodeError::ListTooLong {
+                limit: MAX_CATCH_UP_SENDERS
+            })
+        );
+    }
+
+    #[test]
+    fn the_largest_catch_up_request_fits_a_frame() {
+        let have = vec![sample_message().id; MAX_CATCH_UP_SENDERS];
+        let request = Frame::CatchUpRequest {
+            privates_received: u64::MAX,
+            have,
+        };
+        assert!(request.encode().len() <= MAX_FRAME_BYTES);
     }
 
     #[test]
@@ -657,6 +858,7 @@ mod tests {
             Frame::Hello {
                 version: 1,
                 instance: 1,
+                tcp_port: 24242,
                 name: name.into(),
                 room: room.into(),
             }
@@ -704,6 +906,7 @@ mod tests {
         let frame = Frame::Hello {
             version: 1,
             instance: 1,
+            tcp_port: 24242,
             name: "n".repeat(MAX_NAME_BYTES + 1),
             room: "lobby".into(),
         }
@@ -732,23 +935,30 @@ mod tests {
     }
 
     /// The examples in PROTOCOL.md, byte for byte.
-    #[test]
-    fn the_documented_examples_are_exact() {
-        fn hex(bytes: &[u8]) -> String {
-            let pairs: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            pairs.join(" ")
-        }
+    /// Every frame shown in PROTOCOL.md, with the hex shown there.
+    fn documented_examples() -> Vec<(Frame, &'static str)> {
         const INSTANCE: u64 = 0x0123_4567_89ab_cdef;
         const SENT_AT_MS: i64 = 1_795_599_000_000;
-        let examples = [
+        let alex_said_hi = ChatMessage {
+            id: MessageId {
+                origin: Ipv4Addr::new(198, 18, 0, 2),
+                instance: INSTANCE,
+                seq: 1,
+            },
+            sender_name: "Alex".into(),
+            sent_at_ms: SENT_AT_MS,
+            text: "Hi".into(),
+        };
+        vec![
             (
                 Frame::Hello {
-                    version: 1,
+                    version: 2,
                     instance: INSTANCE,
+                    tcp_port: 24242,
                     name: "Alex".into(),
                     room: "lobby".into(),
                 },
-                "00 00 00 17 01 01 01 23 45 67 89 ab cd ef 00 04 41 6c 65 78 \
+                "00 00 00 19 01 02 01 23 45 67 89 ab cd ef 5e b2 00 04 41 6c 65 78 \
                  00 05 6c 6f 62 62 79",
             ),
             (
@@ -773,16 +983,7 @@ mod tests {
             (
                 Frame::HistoryEntry {
                     request: 7,
-                    message: ChatMessage {
-                        id: MessageId {
-                            origin: Ipv4Addr::new(198, 18, 0, 2),
-                            instance: INSTANCE,
-                            seq: 1,
-                        },
-                        sender_name: "Alex".into(),
-                        sent_at_ms: SENT_AT_MS,
-                        text: "Hi".into(),
-                    },
+                    message: alex_said_hi.clone(),
                 },
                 "00 00 00 2b 05 00 00 00 07 c6 12 00 02 01 23 45 67 89 ab cd ef \
                  00 00 00 00 00 00 00 01 00 00 01 a2 12 0a 61 c0 00 04 41 6c 65 78 00 02 48 69",
@@ -795,10 +996,12 @@ mod tests {
             (Frame::Bye, "00 00 00 01 08"),
             (
                 Frame::Private {
+                    seq: 1,
                     sent_at_ms: SENT_AT_MS,
                     text: "psst".into(),
                 },
-                "00 00 00 0f 09 00 00 01 a2 12 0a 61 c0 00 04 70 73 73 74",
+                "00 00 00 17 09 00 00 00 00 00 00 00 01 00 00 01 a2 12 0a 61 c0 \
+                 00 04 70 73 73 74",
             ),
             (
                 Frame::Rename {
@@ -806,22 +1009,97 @@ mod tests {
                 },
                 "00 00 00 0c 0a 00 09 41 6c 65 78 61 6e 64 65 72",
             ),
-        ];
-        for (frame, documented) in examples {
-            let documented = documented.split_whitespace().collect::<Vec<_>>().join(" ");
-            assert_eq!(hex(&frame.encode()), documented, "{frame:?}");
+            (
+                Frame::Members {
+                    members: vec![
+                        SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 24242),
+                        SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 3), 24242),
+                    ],
+                },
+                "00 00 00 0f 0b 00 02 c6 12 00 02 5e b2 c6 12 00 03 5e b2",
+            ),
+            (
+                Frame::CatchUpRequest {
+                    privates_received: 2,
+                    have: vec![alex_said_hi.id],
+                },
+                "00 00 00 1f 0c 00 00 00 00 00 00 00 02 00 01 c6 12 00 02 \
+                 01 23 45 67 89 ab cd ef 00 00 00 00 00 00 00 01",
+            ),
+            (
+                Frame::CatchUpEntry {
+                    message: alex_said_hi,
+                },
+                "00 00 00 27 0d c6 12 00 02 01 23 45 67 89 ab cd ef 00 00 00 00 00 00 00 01 \
+                 00 00 01 a2 12 0a 61 c0 00 04 41 6c 65 78 00 02 48 69",
+            ),
+            (
+                Frame::CatchUpPrivate {
+                    seq: 3,
+                    sent_at_ms: SENT_AT_MS,
+                    text: "psst".into(),
+                },
+                "00 00 00 17 0e 00 00 00 00 00 00 00 03 00 00 01 a2 12 0a 61 c0 \
+                 00 04 70 73 73 74",
+            ),
+            (
+                Frame::CatchUpEnd { unavailable: 12 },
+                "00 00 00 05 0f 00 00 00 0c",
+            ),
+        ]
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        let pairs: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        pairs.join(" ")
+    }
+
+    /// PROTOCOL.md's hex, one example per code block, as one line each.
+    fn hex_in_protocol_md() -> String {
+        include_str!("../PROTOCOL.md")
+            .split("```")
+            .skip(1)
+            .step_by(2)
+            .map(|block| {
+                let hex_lines: Vec<&str> = block
+                    .lines()
+                    .filter(|line| {
+                        let line = line.trim();
+                        !line.is_empty()
+                            && line
+                                .split(' ')
+                                .all(|pair| pair.len() == 2 && pair.chars().all(|c| c.is_ascii_hexdigit()))
+                    })
+                    .collect();
+                hex_lines.join(" ")
+            })
+            .collect::<Vec<String>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_examples_in_protocol_md_are_exact() {
+        let documented = hex_in_protocol_md();
+        let documented: Vec<&str> = documented.lines().collect();
+        for (frame, hex_shown) in documented_examples() {
+            let shown = hex_shown.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(hex(&frame.encode()), shown, "{frame:?}");
+            assert!(
+                documented.contains(&shown.as_str()),
+                "PROTOCOL.md lacks the example for {frame:?}: {shown}"
+            );
         }
         let announcement = Announcement {
-            version: 1,
+            version: 2,
             tcp_port: 24242,
-            instance: INSTANCE,
+            instance: 0x0123_4567_89ab_cdef,
             name: "Alex".into(),
             room: "lobby".into(),
         };
-        assert_eq!(
-            hex(&announcement.encode()),
-            "50 32 50 43 01 5e b2 01 23 45 67 89 ab cd ef 00 04 41 6c 65 78 00 05 6c 6f 62 62 79"
-        );
+        let shown =
+            "50 32 50 43 02 5e b2 01 23 45 67 89 ab cd ef 00 04 41 6c 65 78 00 05 6c 6f 62 62 79";
+        assert_eq!(hex(&announcement.encode()), shown);
+        assert!(documented.contains(&shown), "PROTOCOL.md lacks the announcement");
     }
 
     #[test]

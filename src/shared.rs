@@ -23,7 +23,8 @@
 //! | `Shared::history`   | the message log                                             | nothing                  |
 //! | `Rounds::open`        | the `/history` requests waiting for answers                 | nothing                  |
 //! | the event queue's     | the events waiting for the front end                        | nothing                  |
-//! | `Shared::dial_failures` | which announcers we could not reach (to say so once)    | nothing                  |
+//! | `Shared::dial_policy` | when each address may be dialed again, the list budget    | nothing                  |
+//! | `Shared::dial_failures` | which addresses we could not reach (to say so once)     | nothing                  |
 //! | `Shared::listener_thread` | the listener's handle, taken once by `leave`            | nothing                  |
 //!
 //! Locks are taken only in the order of that table (state, then an outbox), so no two
@@ -34,19 +35,24 @@
 //! reading or a screen that stops scrolling holds up nobody but itself.
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::thread::JoinHandle;
 
+use crate::catch_up::{ReceivedPrivates, SentPrivates};
 use crate::config::Config;
+use crate::discovery::{DialPolicy, DialSource};
 use crate::event::{Event, EventQueue, Throttle, WireDirection};
 use crate::history::History;
 use crate::link::{Encoded, Link};
 use crate::peers::PeerMap;
 use crate::protocol::{Announcement, ChatMessage, Frame, PROTOCOL_VERSION};
 use crate::rounds::Rounds;
-use crate::tuning::{HISTORY_CAPACITY, MAX_CLOCK_NUDGE_MS, WARNING_INTERVAL};
+use crate::tuning::{
+    HISTORY_CAPACITY, MAX_CLOCK_NUDGE_MS, MAX_CONNECTIONS, PRIVATES_KEPT_PER_MEMBER,
+    WARNING_INTERVAL,
+};
 
 #[cfg(doc)]
 use crate::tuning::ANNOUNCE_INTERVAL;
@@ -65,6 +71,7 @@ pub(crate) struct Shared {
     /// The latest send time of a chat message received from another member, so that a
     /// reply is not stamped earlier than what it answers (see `send_time`).
     latest_heard_ms: AtomicI64,
+    dial_policy: Mutex<DialPolicy>,
     dial_failures: Mutex<DialFailures>,
     /// Runs `leave` once; a second caller waits until the first is done.
     pub left: Once,
@@ -82,6 +89,14 @@ pub(crate) struct State {
     /// The send time of our latest message, chat, private or hooray: the next is never
     /// dated earlier.
     pub last_sent_at_ms: i64,
+    /// Addresses the user gave (`--peer`, `/connect`): dialed until connected, and
+    /// again whenever the connection is lost.
+    pub contacts: Vec<SocketAddrV4>,
+    /// Our private messages, numbered per recipient, the latest kept to send again
+    /// after a cut.
+    pub sent_privates: SentPrivates,
+    /// The latest private message number received from each member.
+    pub received_privates: ReceivedPrivates,
 }
 
 /// Announcers we could not connect to. A dead or forged announcer is dialed again at
@@ -144,12 +159,16 @@ impl Shared {
                 name: config.name.clone(),
                 last_seq: 0,
                 last_sent_at_ms: i64::MIN,
+                contacts: config.peers.clone(),
+                sent_privates: SentPrivates::new(PRIVATES_KEPT_PER_MEMBER, MAX_CONNECTIONS),
+                received_privates: ReceivedPrivates::default(),
             }),
             state_changed: Condvar::new(),
             history: Mutex::new(History::new(HISTORY_CAPACITY)),
             rounds: Rounds::default(),
             events,
             latest_heard_ms: AtomicI64::new(i64::MIN),
+            dial_policy: Mutex::new(DialPolicy::new(std::time::Instant::now())),
             dial_failures: Mutex::new(DialFailures {
                 streaks: HashSet::new(),
                 throttle: Throttle::new(WARNING_INTERVAL),
@@ -187,6 +206,7 @@ impl Shared {
         Frame::Hello {
             version: PROTOCOL_VERSION,
             instance: self.instance,
+            tcp_port: self.config.port,
             name,
             room: self.config.room.clone(),
         }
@@ -284,12 +304,18 @@ impl Shared {
             self.latest_heard_ms
                 .fetch_max(message.sent_at_ms, Ordering::SeqCst);
         }
-        self.history().record(message.clone())
+        self.history()
+            .record(message.clone(), crate::clock::now_ms())
+    }
+
+    /// Whether `addr`, heard of from `source`, may be dialed now ([`DialPolicy`]).
+    pub fn may_dial(&self, addr: Ipv4Addr, source: DialSource) -> bool {
+        lock(&self.dial_policy).may_dial(addr, source, std::time::Instant::now())
     }
 
     /// A dial to `addr` failed: says so, unless its last dial failed too, or another
     /// such warning was given less than a second ago.
-    pub fn dial_failed(&self, addr: Ipv4Addr, why: &dyn std::fmt::Display) {
+    pub fn dial_failed(&self, addr: Ipv4Addr, source: DialSource, why: &dyn std::fmt::Display) {
         let mut failures = lock(&self.dial_failures);
         let first_of_streak =
             failures.streaks.len() < DialFailures::MAX_REMEMBERED && failures.streaks.insert(addr);
@@ -303,8 +329,13 @@ impl Shared {
                 0 => String::new(),
                 n => format!(" (and {n} other announcer(s) since the last warning)"),
             };
+            let heard = match source {
+                DialSource::Announced => "which announced itself".to_owned(),
+                DialSource::Given => "which you gave".to_owned(),
+                DialSource::Listed { by } => format!("which {by} listed as a member"),
+            };
             self.warn(format!(
-                "cannot connect to {addr}, which announced itself: it {why}{others}"
+                "cannot connect to {addr}, {heard}: it {why}{others}"
             ));
         }
     }
@@ -325,15 +356,20 @@ impl Shared {
     }
 
     /// Claims a thread to dial `addr` and marks the address as being dialed; `None`
-    /// when we are connected to that run of it already, dialing it, leaving, or at the
-    /// connection cap.
-    pub fn reserve_dial(self: &Arc<Self>, addr: Ipv4Addr, instance: u64) -> Option<Slot> {
+    /// when we are connected to that run of it already (to any run, when `instance` is
+    /// not known), dialing it, leaving, or at the connection cap.
+    pub fn reserve_dial(
+        self: &Arc<Self>,
+        addr: Ipv4Addr,
+        instance: Option<u64>,
+        source: DialSource,
+    ) -> Option<Slot> {
         self.state()
             .peers
             .reserve_dial(addr, instance)
             .then(|| Slot {
                 shared: self.clone(),
-                dialed: Some(addr),
+                dialed: Some((addr, source)),
                 link_id: None,
             })
     }
@@ -346,13 +382,19 @@ impl Shared {
 /// however the thread ends: no call site has to remember to.
 pub(crate) struct Slot {
     shared: Arc<Shared>,
-    dialed: Option<Ipv4Addr>,
+    /// The address this thread dials, and how we heard of it.
+    dialed: Option<(Ipv4Addr, DialSource)>,
     link_id: Option<u64>,
 }
 
 impl Slot {
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// How we heard of the address this thread dials (`None` for an accepted one).
+    pub fn source(&self) -> Option<DialSource> {
+        self.dialed.map(|(_, source)| source)
     }
 
     /// Registers the connection's link among the open ones, so that leaving can close
@@ -372,7 +414,7 @@ impl Drop for Slot {
         if let Some(id) = self.link_id {
             state.peers.forget(id);
         }
-        state.peers.release(self.dialed);
+        state.peers.release(self.dialed.map(|(addr, _)| addr));
         drop(state);
         self.shared.state_changed.notify_all();
     }

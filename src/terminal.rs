@@ -180,6 +180,15 @@ fn read_commands(node: &Node, style: Style) {
                 }
             },
             Command::Name(new_name) => node.rename(new_name),
+            Command::Connect(argument) => match commands::member_address(argument, node.port()) {
+                Ok(target) => node.connect(target).map(|()| {
+                    console::out(&display::connecting_line(target));
+                }),
+                Err(problem) => {
+                    console::out(&format!("Not connecting: {problem}."));
+                    Ok(())
+                }
+            },
             Command::Exit => return,
             Command::Unknown(word) => {
                 console::out(&display::unknown_command_line(word));

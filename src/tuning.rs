@@ -36,6 +36,20 @@ pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(2);
 /// (possibly forged) announcements would make us dial in a tight loop.
 pub const REDIAL_INTERVAL: Duration = Duration::from_millis(900);
 
+/// How often an address that another member's list named (rather than the address's
+/// own announcement, or the user) may be dialed. A list may be a lie naming machines
+/// that are not members: this bounds what a liar can make each member do to any one
+/// third machine to one connection attempt a minute.
+pub const LISTED_REDIAL_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How many addresses from lists may be dialed at once: a newcomer told of a whole
+/// chat at once dials it at once (32 members, and twice that to spare).
+pub const LISTED_DIAL_BURST: u32 = 64;
+
+/// After the burst, how many addresses from lists may be dialed per second: enough for
+/// the largest mesh (256) to form in half a minute, too few to make a flood.
+pub const LISTED_DIALS_PER_SECOND: u32 = 8;
+
 /// How long a TCP connect may take before the address is given up until its next
 /// announcement. On a LAN a connect takes well under a millisecond; the slack covers
 /// a lost SYN, which the kernel resends after one second.
@@ -83,6 +97,11 @@ pub const MAX_CLOCK_NUDGE_MS: i64 = 1000;
 /// forgotten first (see `history.rs` for what a reply may and may not push out), so
 /// memory stays bounded however long the chat runs (about 4 MiB at most).
 pub const HISTORY_CAPACITY: usize = 1000;
+
+/// How many of the private messages we sent to one member are kept, to send again
+/// when a cut may have lost them. A hundred is far more than a conversation sends in
+/// the seconds a cut lasts, and costs at most 400 KiB per member.
+pub const PRIVATES_KEPT_PER_MEMBER: usize = 100;
 
 /// The most connections (established or still saying hello) a member keeps at once.
 /// Each costs a thread, so this bounds the threads a stranger can make us start.

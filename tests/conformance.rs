@@ -24,7 +24,7 @@ use common::{EVENT_TIMEOUT, free_port};
 
 // ---- The spec's bytes -------------------------------------------------------------
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// "A text field is a u16 byte count followed by that many bytes of UTF-8."
 fn text(value: &str) -> Vec<u8> {
@@ -41,9 +41,12 @@ fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// "version u8, instance u64, tcp_port u16, name, room" (the port is not checked by the
+/// receiver: it only passes it on in member lists).
 fn hello(instance: u64, name: &str, room: &str) -> Vec<u8> {
     let mut payload = vec![VERSION];
     payload.extend_from_slice(&instance.to_be_bytes());
+    payload.extend_from_slice(&24242u16.to_be_bytes());
     payload.extend(text(name));
     payload.extend(text(room));
     frame(0x01, &payload)
@@ -92,8 +95,9 @@ fn heartbeat() -> Vec<u8> {
     frame(0x07, &[])
 }
 
-fn private(sent_at_ms: i64, message: &str) -> Vec<u8> {
-    let mut payload = sent_at_ms.to_be_bytes().to_vec();
+fn private(seq: u64, sent_at_ms: i64, message: &str) -> Vec<u8> {
+    let mut payload = seq.to_be_bytes().to_vec();
+    payload.extend_from_slice(&sent_at_ms.to_be_bytes());
     payload.extend(text(message));
     frame(0x09, &payload)
 }
@@ -431,7 +435,7 @@ fn hooray_and_private_messages_are_never_in_the_history() {
     let mut victim = Victim::start(11);
     let mut peer = RawPeer::join(peer_addr(114), &mut victim, "Cheer");
     peer.send(&hooray(now_ms()));
-    peer.send(&private(now_ms(), "just for you"));
+    peer.send(&private(1, now_ms(), "just for you"));
     peer.send(&chat(1, now_ms(), "for everyone"));
     victim.inbox.expect_event(
         |e| matches!(e, Event::Message(m) if m.text == "for everyone"),
@@ -644,7 +648,13 @@ fn a_burst_keeps_its_send_order_and_a_full_log_keeps_the_newest() {
     // What the others receive is dated in send order too.
     let mut previous = i64::MIN;
     for _ in 0..BURST {
-        let (kind, payload) = listener.next_frame().expect("a chat frame");
+        // Member lists (0x0b) come and go on their own; chat frames are what counts.
+        let (kind, payload) = loop {
+            match listener.next_frame().expect("a chat frame") {
+                (0x0b, _) => continue,
+                frame => break frame,
+            }
+        };
         assert_eq!(kind, 0x02);
         let sent_at = i64::from_be_bytes(payload[8..16].try_into().expect("8 bytes"));
         assert!(sent_at >= previous, "a later message is dated earlier");

@@ -1200,6 +1200,7 @@ impl HandMember {
         self.send(&Frame::Hello {
             version: PROTOCOL_VERSION,
             instance: self.instance,
+            tcp_port: p2pchat::tuning::DEFAULT_PORT,
             name: "Hand".into(),
             room: "lobby".into(),
         });
@@ -1323,6 +1324,7 @@ fn a_newcomer_hears_the_hello_before_any_message() {
         let hello = Frame::Hello {
             version: PROTOCOL_VERSION,
             instance: 0x7e57_0000 + newcomer,
+            tcp_port: p2pchat::tuning::DEFAULT_PORT,
             name: format!("Newcomer {newcomer}"),
             room: "lobby".into(),
         };

@@ -916,6 +916,7 @@ fn hello(instance: u64, name: &str) -> Vec<u8> {
     Frame::Hello {
         version: PROTOCOL_VERSION,
         instance,
+        tcp_port: p2pchat::tuning::DEFAULT_PORT,
         name: name.to_owned(),
         room: DEFAULT_ROOM.to_owned(),
     }

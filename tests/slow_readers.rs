@@ -275,6 +275,7 @@ fn a_peer_that_stops_reading_is_dropped_in_words_a_user_understands() {
     let hello = Frame::Hello {
         version: PROTOCOL_VERSION,
         instance: 7,
+        tcp_port: p2pchat::tuning::DEFAULT_PORT,
         name: "Stalled".into(),
         room: DEFAULT_ROOM.into(),
     };
