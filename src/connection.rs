@@ -29,6 +29,7 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -398,7 +399,7 @@ fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> (bool, bool)
             Admission::Replaced { old, .. } => {
                 state
                     .peers
-                    .lost_contact(peer.addr, peer.instance, old.heard_at_ms());
+                    .lost_contact(peer.addr, peer.instance, old.last_heard());
                 true
             }
             _ => false,
@@ -448,7 +449,7 @@ fn connection_closed(shared: &Shared, peer: &PeerIdentity, link: &Link, said_goo
         } else if removed.is_some() {
             state
                 .peers
-                .lost_contact(peer.addr, peer.instance, link.heard_at_ms());
+                .lost_contact(peer.addr, peer.instance, link.last_heard());
         }
         removed
     };
@@ -492,7 +493,7 @@ fn read_frames(
             Received::End => return Ok(Ending::EndOfStream),
             Received::Frame(frame) => {
                 last_heard = Instant::now();
-                link.heard();
+                link.heard(shared.last_seq.load(Ordering::SeqCst));
                 if !confirmed {
                     confirmed = true;
                     confirm(shared, peer, link);
@@ -581,25 +582,28 @@ fn answer_catch_up(
     privates_received: u64,
     have: Vec<MessageId>,
 ) {
-    let (since_ms, last_seq, (privates, privates_unavailable)) = {
+    let (heard, (privates, privates_unavailable)) = {
         let state = shared.state();
-        // What was written to the member in the seconds before we noticed the cut may
-        // be lost as well: count from a timeout earlier.
-        let since_ms = state
-            .peers
-            .last_heard_before_cut(peer.addr, peer.instance)
-            .map_or(i64::MAX, |heard| {
-                heard.saturating_sub(PEER_TIMEOUT.as_millis() as i64)
-            });
+        let heard = state.peers.last_heard_before_cut(peer.addr, peer.instance);
         let privates = state
             .sent_privates
             .since((peer.addr, peer.instance), privates_received);
-        (since_ms, state.last_seq, privates)
+        (heard, privates)
     };
+    // What was written to the member in the seconds before we noticed the cut may be
+    // lost as well: count from a timeout earlier. Without a cut on record, only what
+    // it names in `have` can be missing.
+    let since_ms = heard.map_or(i64::MAX, |heard| {
+        heard.at_ms.saturating_sub(PEER_TIMEOUT.as_millis() as i64)
+    });
+    // Which of our own messages it had: as it says, or, if it has none of ours, all
+    // we had sent when we last heard from it.
     let own_have = have
         .iter()
         .find(|id| id.origin == shared.host() && id.instance == shared.instance)
-        .map(|id| id.seq);
+        .map(|id| id.seq)
+        .or(heard.map(|heard| heard.our_seq));
+    let last_seq = shared.last_seq.load(Ordering::SeqCst);
     let catch_up = CatchUp { have, since_ms };
     let (messages, own_kept) = {
         let history = shared.history();

@@ -336,7 +336,11 @@ pub fn caught_up_lines(
         text.clear();
     }
     if unavailable > 0 {
-        let (plural, verb) = if unavailable == 1 { ("", "is") } else { ("s", "are") };
+        let (plural, verb) = if unavailable == 1 {
+            ("", "is")
+        } else {
+            ("s", "are")
+        };
         text.push(style.system(&format!(
             "{unavailable} earlier message{plural} from {name} {verb} no longer available."
         )));

@@ -89,9 +89,10 @@ pub struct Link {
     room_made: Condvar,
     /// Why we closed the connection, if we did: the first reason is kept.
     closed_because: OnceLock<Closed>,
-    /// When a frame last arrived (milliseconds since the Unix epoch, our clock): when a
-    /// cut began, if one ends the connection.
+    /// When a frame last arrived (milliseconds since the Unix epoch, our clock), and the
+    /// number of our latest message then: where a cut began, if one ends the connection.
     heard_at_ms: AtomicI64,
+    our_seq_when_heard: AtomicU64,
 }
 
 /// Frames waiting to be written to one peer, and who is writing them.
@@ -148,6 +149,7 @@ impl Link {
             room_made: Condvar::new(),
             closed_because: OnceLock::new(),
             heard_at_ms: AtomicI64::new(now_ms()),
+            our_seq_when_heard: AtomicU64::new(0),
         };
         Ok((link, FrameReader::new(reading)))
     }
@@ -280,15 +282,29 @@ impl Link {
         self.closed_because.get()
     }
 
-    /// Notes that a frame arrived just now (the reading thread calls it).
-    pub fn heard(&self) {
+    /// Notes that a frame arrived just now, when our latest message was number
+    /// `our_seq` (the reading thread calls it).
+    pub fn heard(&self, our_seq: u64) {
         self.heard_at_ms.store(now_ms(), Ordering::Relaxed);
+        self.our_seq_when_heard.store(our_seq, Ordering::Relaxed);
     }
 
-    /// When a frame last arrived.
-    pub fn heard_at_ms(&self) -> i64 {
-        self.heard_at_ms.load(Ordering::Relaxed)
+    /// When a frame last arrived, and the number of our latest message then.
+    pub fn last_heard(&self) -> LastHeard {
+        LastHeard {
+            at_ms: self.heard_at_ms.load(Ordering::Relaxed),
+            our_seq: self.our_seq_when_heard.load(Ordering::Relaxed),
+        }
     }
+}
+
+/// The last moment a connection heard from its peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastHeard {
+    /// Milliseconds since the Unix epoch, our clock.
+    pub at_ms: i64,
+    /// The number of our latest chat message at that moment.
+    pub our_seq: u64,
 }
 
 /// Writes a batch of frames. Several frames become one buffer, so a burst costs one

@@ -17,6 +17,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::clock::{now_ms, until};
@@ -259,12 +260,12 @@ impl Node {
             }
             // Numbered and queued in one step under the lock: every member receives
             // our messages in the order of their numbers.
-            state.last_seq += 1;
+            let seq = shared.last_seq.fetch_add(1, Ordering::SeqCst) + 1;
             let message = ChatMessage {
                 id: MessageId {
                     origin: shared.host(),
                     instance: shared.instance,
-                    seq: state.last_seq,
+                    seq,
                 },
                 sender_name: state.name.clone(),
                 sent_at_ms: shared.send_time(&mut state),

@@ -48,7 +48,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use crate::event::Member;
-use crate::link::{Direction, Link};
+use crate::link::{Direction, LastHeard, Link};
 use crate::tuning::MAX_CONNECTIONS;
 
 /// What a member said in its hello.
@@ -161,7 +161,7 @@ pub struct PeerMap {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Lost {
     instance: u64,
-    heard_at_ms: i64,
+    heard: LastHeard,
 }
 
 impl PeerMap {
@@ -389,22 +389,16 @@ impl PeerMap {
     }
 
     /// Notes that we lost contact with this run of the member at `addr`, having last
-    /// heard from it at `heard_at_ms`.
-    pub fn lost_contact(&mut self, addr: Ipv4Addr, instance: u64, heard_at_ms: i64) {
+    /// heard from it as `heard` says.
+    pub fn lost_contact(&mut self, addr: Ipv4Addr, instance: u64, heard: LastHeard) {
         if self.lost.len() >= MAX_CONNECTIONS && !self.lost.contains_key(&addr) {
             // Forget the contact lost longest ago: the least likely to come back.
-            let oldest = self.lost.iter().min_by_key(|(_, lost)| lost.heard_at_ms);
+            let oldest = self.lost.iter().min_by_key(|(_, lost)| lost.heard.at_ms);
             if let Some(oldest) = oldest.map(|(addr, _)| *addr) {
                 self.lost.remove(&oldest);
             }
         }
-        self.lost.insert(
-            addr,
-            Lost {
-                instance,
-                heard_at_ms,
-            },
-        );
+        self.lost.insert(addr, Lost { instance, heard });
     }
 
     /// The member at `addr` said goodbye: there is nothing to catch up on.
@@ -414,11 +408,11 @@ impl PeerMap {
 
     /// When we last heard from this run of the member at `addr` before losing contact
     /// with it, if we did.
-    pub fn last_heard_before_cut(&self, addr: Ipv4Addr, instance: u64) -> Option<i64> {
+    pub fn last_heard_before_cut(&self, addr: Ipv4Addr, instance: u64) -> Option<LastHeard> {
         self.lost
             .get(&addr)
             .filter(|lost| lost.instance == instance)
-            .map(|lost| lost.heard_at_ms)
+            .map(|lost| lost.heard)
     }
 
     /// Whether a member is installed at `addr` (any run).

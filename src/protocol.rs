@@ -1066,9 +1066,9 @@ mod tests {
                     .filter(|line| {
                         let line = line.trim();
                         !line.is_empty()
-                            && line
-                                .split(' ')
-                                .all(|pair| pair.len() == 2 && pair.chars().all(|c| c.is_ascii_hexdigit()))
+                            && line.split(' ').all(|pair| {
+                                pair.len() == 2 && pair.chars().all(|c| c.is_ascii_hexdigit())
+                            })
                     })
                     .collect();
                 hex_lines.join(" ")
@@ -1099,7 +1099,10 @@ mod tests {
         let shown =
             "50 32 50 43 02 5e b2 01 23 45 67 89 ab cd ef 00 04 41 6c 65 78 00 05 6c 6f 62 62 79";
         assert_eq!(hex(&announcement.encode()), shown);
-        assert!(documented.contains(&shown), "PROTOCOL.md lacks the announcement");
+        assert!(
+            documented.contains(&shown),
+            "PROTOCOL.md lacks the announcement"
+        );
     }
 
     #[test]

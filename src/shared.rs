@@ -36,7 +36,7 @@
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::thread::JoinHandle;
 
@@ -73,6 +73,11 @@ pub(crate) struct Shared {
     latest_heard_ms: AtomicI64,
     dial_policy: Mutex<DialPolicy>,
     dial_failures: Mutex<DialFailures>,
+    /// The number of our latest chat message (they count from 1). Changed only under
+    /// the state lock, in the same step as the message is queued on every connection,
+    /// so numbers and order agree; read anywhere (a connection notes it with each frame
+    /// it hears, to know after a cut which of our messages the peer may have missed).
+    pub last_seq: AtomicU64,
     /// Runs `leave` once; a second caller waits until the first is done.
     pub left: Once,
     pub listener_thread: Mutex<Option<JoinHandle<()>>>,
@@ -84,8 +89,6 @@ pub(crate) struct State {
     pub peers: PeerMap,
     /// Our current name (`/name` changes it).
     pub name: String,
-    /// The number of our latest chat message (they count from 1).
-    pub last_seq: u64,
     /// The send time of our latest message, chat, private or hooray: the next is never
     /// dated earlier.
     pub last_sent_at_ms: i64,
@@ -157,7 +160,6 @@ impl Shared {
             state: Mutex::new(State {
                 peers: PeerMap::new(config.host),
                 name: config.name.clone(),
-                last_seq: 0,
                 last_sent_at_ms: i64::MIN,
                 contacts: config.peers.clone(),
                 sent_privates: SentPrivates::new(PRIVATES_KEPT_PER_MEMBER, MAX_CONNECTIONS),
@@ -173,6 +175,7 @@ impl Shared {
                 streaks: HashSet::new(),
                 throttle: Throttle::new(WARNING_INTERVAL),
             }),
+            last_seq: AtomicU64::new(0),
             left: Once::new(),
             listener_thread: Mutex::new(None),
             instance,
@@ -327,7 +330,7 @@ impl Shared {
         if let Some(held_back) = admitted {
             let others = match held_back {
                 0 => String::new(),
-                n => format!(" (and {n} other announcer(s) since the last warning)"),
+                n => format!(" (and {n} other address(es) since the last warning)"),
             };
             let heard = match source {
                 DialSource::Announced => "which announced itself".to_owned(),

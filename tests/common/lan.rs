@@ -62,6 +62,9 @@ const MAX_HOSTS: usize = 254;
 /// The nftables table that [`Lan::set_loss`] creates in a host namespace.
 const LOSS_TABLE: &str = "p2ploss";
 
+/// The nftables table that [`Lan::block_broadcast`] creates in a host namespace.
+const NO_BROADCAST_TABLE: &str = "p2pnobcast";
+
 /// How long a freshly connected port may take to reach the forwarding state. It is
 /// immediate in practice; the bound turns a broken setup into a clear failure.
 const LINK_UP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,6 +81,9 @@ static NAMESPACE_CREATION: Mutex<()> = Mutex::new(());
 /// A switch with `hosts` machines plugged in, each in its own network namespace.
 pub struct Lan {
     suffix: String,
+    /// `None`: hosts are 198.18.0.`i`/15, one flat LAN. `Some(n)`: hosts are
+    /// 198.18.`n`.`i`/24, one subnet of a routed network ([`Lan::on_subnet`]).
+    subnet: Option<u8>,
     bridge_ns: String,
     /// `host_namespaces[i - 1]` is host `i`'s namespace (hosts are numbered from 1 like
     /// the last octet of their address).
@@ -90,10 +96,21 @@ impl Lan {
     /// Panics with the failing command and its error output if any step fails; whatever
     /// was created up to then is removed again when the half-built `Lan` is dropped.
     pub fn new(hosts: usize) -> Lan {
+        Lan::build(hosts, None)
+    }
+
+    /// Like [`Lan::new`], as subnet 198.18.`subnet`.0/24, whose hosts send what is not
+    /// for the subnet to a router at 198.18.`subnet`.254 ([`Lan::plug_router`]).
+    pub fn on_subnet(hosts: usize, subnet: u8) -> Lan {
+        Lan::build(hosts, Some(subnet))
+    }
+
+    fn build(hosts: usize, subnet: Option<u8>) -> Lan {
         let suffix = unique_suffix();
         let mut lan = Lan {
             bridge_ns: format!("p2pb{suffix}"),
             suffix,
+            subnet,
             host_namespaces: Vec::new(),
         };
         add_namespace(&lan.bridge_ns);
@@ -127,21 +144,87 @@ impl Lan {
         ip(&format!("-n {bridge_ns} link set {port} master {BRIDGE}"));
         ip(&format!("-n {bridge_ns} link set {port} up"));
 
-        let address = format!("{}/{LAN_PREFIX_LEN}", self.host_ip(host));
+        let prefix_len = if self.subnet.is_some() {
+            24
+        } else {
+            LAN_PREFIX_LEN
+        };
+        let address = format!("{}/{prefix_len}", self.host_ip(host));
         ip(&format!("-n {host_ns} link set lo up"));
         ip(&format!(
             "-n {host_ns} address add {address} brd + dev {HOST_INTERFACE}"
         ));
         ip(&format!("-n {host_ns} link set {HOST_INTERFACE} up"));
+        if let Some(subnet) = self.subnet {
+            ip(&format!(
+                "-n {host_ns} route add default via 198.18.{subnet}.254"
+            ));
+        }
         self.wait_until_plugged_in(host);
         host
     }
 
-    /// Host `host`'s address, 198.18.0.`host`.
+    /// Host `host`'s address, 198.18.0.`host` (198.18.`subnet`.`host` on a subnet).
     pub fn host_ip(&self, host: usize) -> Ipv4Addr {
         self.check_host(host);
         let last_octet = u8::try_from(host).expect("host numbers stay below 255");
-        Ipv4Addr::new(198, 18, 0, last_octet)
+        Ipv4Addr::new(198, 18, self.subnet.unwrap_or(0), last_octet)
+    }
+
+    /// Plugs a router into this subnet's switch: an interface `interface` in namespace
+    /// `router_ns` with address 198.18.`subnet`.254/24, the hosts' default gateway.
+    pub fn plug_router(&self, router_ns: &str, interface: &str) {
+        let subnet = self.subnet.expect("a router plugs into a Lan::on_subnet");
+        let bridge_ns = self.bridge_ns.as_str();
+        ip(&format!(
+            "-n {bridge_ns} link add uplink type veth peer name {interface} netns {router_ns}"
+        ));
+        ip(&format!("-n {bridge_ns} link set uplink master {BRIDGE}"));
+        ip(&format!("-n {bridge_ns} link set uplink up"));
+        ip(&format!(
+            "-n {router_ns} address add 198.18.{subnet}.254/24 brd + dev {interface}"
+        ));
+        ip(&format!("-n {router_ns} link set {interface} up"));
+    }
+
+    /// Makes host `host` drop every broadcast it would send or receive on its network
+    /// card, as Wi-Fi that filters broadcast does. Unicast (and ARP) still flows.
+    pub fn block_broadcast(&self, host: usize) {
+        let script = format!(
+            "table inet {NO_BROADCAST_TABLE} {{ \
+               chain input {{ type filter hook input priority 0; policy accept; \
+                 iifname \"{HOST_INTERFACE}\" meta pkttype broadcast drop; }}; \
+               chain output {{ type filter hook output priority 0; policy accept; \
+                 oifname \"{HOST_INTERFACE}\" ip daddr 255.255.255.255 drop; }}; \
+             }}"
+        );
+        self.run_checked_in(host, &["nft", &script]);
+    }
+
+    /// Counts, from now on, the TCP connection attempts (SYN packets) that reach host
+    /// `host` on `port`; read the count with [`Lan::connection_attempts`].
+    pub fn count_connection_attempts(&self, host: usize, port: u16) {
+        let script = format!(
+            "table inet p2psyn {{ counter attempts {{ }}; \
+               chain input {{ type filter hook input priority 0; policy accept; \
+                 tcp dport {port} tcp flags & (syn | ack) == syn counter name attempts; }}; \
+             }}"
+        );
+        self.run_checked_in(host, &["nft", &script]);
+    }
+
+    /// How many connection attempts [`Lan::count_connection_attempts`] has counted.
+    pub fn connection_attempts(&self, host: usize) -> u64 {
+        let listing = self.run_checked_in(
+            host,
+            &["nft", "list", "counter", "inet", "p2psyn", "attempts"],
+        );
+        listing
+            .split_whitespace()
+            .skip_while(|word| *word != "packets")
+            .nth(1)
+            .and_then(|count| count.parse().ok())
+            .unwrap_or_else(|| panic!("no packet count in {listing:?}"))
     }
 
     /// The name of host `host`'s network namespace (for `ip netns exec`).
@@ -332,7 +415,7 @@ fn switch_port(host: usize) -> String {
 }
 
 /// Creates network namespace `name` with IPv6 switched off.
-fn add_namespace(name: &str) {
+pub(super) fn add_namespace(name: &str) {
     let _serialised = NAMESPACE_CREATION
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
@@ -365,7 +448,7 @@ fn add_namespace(name: &str) {
 /// Runs `ip ARGUMENTS` and returns its stdout, panicking with the command line and its
 /// error output if it fails. The arguments are one string, split at spaces, so each call
 /// reads like the shell command it is; no name or address used here contains a space.
-fn ip(arguments: &str) -> String {
+pub(super) fn ip(arguments: &str) -> String {
     let mut command = vec!["ip"];
     command.extend(arguments.split_whitespace());
     run_checked(&command)

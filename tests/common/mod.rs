@@ -19,6 +19,7 @@
 pub mod inbox;
 pub mod lan;
 pub mod process;
+pub mod routed;
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
