@@ -20,10 +20,17 @@
 //!
 //! A restarted member (a new instance) is a new member: it gets nothing automatically,
 //! as it never had a conversation to resume.
+//!
+//! When our own cable was the one pulled, every member comes back at about the same
+//! moment, and each answers with all it saw: its own lines and the others'. Shown
+//! answer by answer, a line could appear under one member's heading before an earlier
+//! line under the next. So the answers are gathered in one [`Reunion`] and shown
+//! together, each line once, in send order, when the last catch-up under way ends.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
+use crate::event::{Event, LatePrivate, Member};
 use crate::protocol::{ChatMessage, MessageId};
 
 /// One run of a member: its address and the instance it chose at start-up.
@@ -174,6 +181,81 @@ pub fn unavailable_own(have: Option<u64>, last_seq: u64, kept: &[u64]) -> u64 {
     wanted.saturating_sub(still_kept)
 }
 
+/// The catch-ups under way, and what the finished ones brought: shown together, as one
+/// [`Event::CaughtUp`], once no catch-up is waited for any more.
+///
+/// The caller records each answer's lines in the log before it adds them here, both
+/// under the lock that guards the `Reunion`, so a line two members both send is new
+/// in exactly one answer, and is shown once.
+#[derive(Debug, Default)]
+pub struct Reunion {
+    /// Catch-ups asked for that have neither ended nor been given up on.
+    waiting_for: usize,
+    /// The members whose answers are in the batch.
+    from: Vec<Member>,
+    messages: Vec<ChatMessage>,
+    privates: Vec<LatePrivate>,
+    unavailable: Vec<(Member, u64)>,
+}
+
+impl Reunion {
+    /// We asked a member to catch us up: its answer is waited for.
+    pub fn begin(&mut self) {
+        self.waiting_for += 1;
+    }
+
+    /// A catch-up we waited for will not be waited for any more (the connection ended,
+    /// or the answer is too slow: if it comes, it is shown on its own). Returns the
+    /// batch if it was the last one waited for.
+    pub fn stop_waiting(&mut self) -> Option<Event> {
+        self.waiting_for = self.waiting_for.saturating_sub(1);
+        self.ready()
+    }
+
+    /// One member's answer, with only the lines not shown before, has ended. Returns
+    /// the batch to show if no other catch-up is waited for. `waited_for` is false for
+    /// an answer we had stopped waiting for.
+    pub fn add(
+        &mut self,
+        from: Member,
+        messages: Vec<ChatMessage>,
+        privates: Vec<LatePrivate>,
+        unavailable: u64,
+        waited_for: bool,
+    ) -> Option<Event> {
+        if waited_for {
+            self.waiting_for = self.waiting_for.saturating_sub(1);
+        }
+        if !messages.is_empty() || !privates.is_empty() || unavailable > 0 {
+            if unavailable > 0 {
+                self.unavailable.push((from.clone(), unavailable));
+            }
+            self.from.push(from);
+            self.messages.extend(messages);
+            self.privates.extend(privates);
+        }
+        self.ready()
+    }
+
+    /// The batch, if nothing more is waited for and it holds anything; in send order.
+    fn ready(&mut self) -> Option<Event> {
+        if self.waiting_for > 0 || self.from.is_empty() {
+            return None;
+        }
+        let mut batch = std::mem::take(self);
+        batch
+            .messages
+            .sort_by_key(|m| (m.sent_at_ms, m.id.origin, m.id.instance, m.id.seq));
+        batch.privates.sort_by_key(|p| p.sent_at_ms);
+        Some(Event::CaughtUp {
+            from: batch.from,
+            messages: batch.messages,
+            privates: batch.privates,
+            unavailable: batch.unavailable,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +344,88 @@ mod tests {
         assert_eq!(unavailable_own(Some(10), 30, &[25, 26, 27, 28, 29, 30]), 14);
         assert_eq!(unavailable_own(Some(10), 12, &[1, 2, 11, 12]), 0);
         assert_eq!(unavailable_own(None, 30, &[]), 0);
+    }
+
+    fn member(name: &str, last: u8) -> Member {
+        Member {
+            name: name.into(),
+            addr: Ipv4Addr::new(198, 18, 0, last),
+        }
+    }
+
+    fn sent_at(origin: u8, seq: u64, sent_at_ms: i64) -> ChatMessage {
+        ChatMessage {
+            sent_at_ms,
+            ..message(origin, seq)
+        }
+    }
+
+    #[test]
+    fn answers_that_overlap_in_time_are_shown_together_in_send_order() {
+        let mut reunion = Reunion::default();
+        reunion.begin();
+        reunion.begin();
+        let bob = reunion.add(
+            member("Bob", 2),
+            vec![sent_at(2, 9, 4000)],
+            Vec::new(),
+            0,
+            true,
+        );
+        assert_eq!(bob, None, "Ann's answer is still waited for");
+        let private = LatePrivate {
+            from: member("Ann", 1),
+            sent_at_ms: 2500,
+            text: "psst".into(),
+        };
+        let shown = reunion.add(
+            member("Ann", 1),
+            vec![sent_at(1, 3, 3000), sent_at(1, 1, 1000)],
+            vec![private.clone()],
+            5,
+            true,
+        );
+        let Some(Event::CaughtUp {
+            from,
+            messages,
+            privates,
+            unavailable,
+        }) = shown
+        else {
+            panic!("the batch is shown when the last answer ends: {shown:?}");
+        };
+        assert_eq!(from, [member("Bob", 2), member("Ann", 1)]);
+        let order: Vec<i64> = messages.iter().map(|m| m.sent_at_ms).collect();
+        assert_eq!(order, [1000, 3000, 4000]);
+        assert_eq!(privates, [private]);
+        assert_eq!(unavailable, [(member("Ann", 1), 5)]);
+        assert_eq!(reunion.stop_waiting(), None, "the batch went out once");
+    }
+
+    #[test]
+    fn an_answer_no_longer_waited_for_does_not_hold_up_the_others() {
+        let mut reunion = Reunion::default();
+        reunion.begin();
+        reunion.begin();
+        assert_eq!(
+            reunion.add(member("Bob", 2), vec![message(2, 1)], Vec::new(), 0, true),
+            None
+        );
+        // Ann's connection ended before she answered.
+        assert!(matches!(
+            reunion.stop_waiting(),
+            Some(Event::CaughtUp { .. })
+        ));
+        // Nothing new: nothing to show.
+        reunion.begin();
+        assert_eq!(
+            reunion.add(member("Ann", 1), Vec::new(), Vec::new(), 0, true),
+            None
+        );
+        // An answer we had stopped waiting for is shown when it comes.
+        assert!(matches!(
+            reunion.add(member("Cyd", 3), vec![message(3, 1)], Vec::new(), 0, false),
+            Some(Event::CaughtUp { .. })
+        ));
     }
 }

@@ -34,19 +34,18 @@ use std::time::Instant;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::catch_up::{CatchUp, unavailable_own};
-use crate::clock::{now_ms, until};
+use crate::clock::until;
 use crate::discovery::{DialSource, is_dialable};
-use crate::event::{Event, LatePrivate, Member, WireDirection};
-use crate::history::Refused;
+use crate::event::{Event, Member, WireDirection};
 use crate::link::{Closed, Direction, FrameReader, Link, ReadError, Received, is_timeout};
 use crate::peers::{Admission, PeerIdentity};
 use crate::protocol::{ChatMessage, DecodeError, Frame, MessageId, PROTOCOL_VERSION};
+use crate::resume::{self, Resuming};
 use crate::shared::{Shared, Slot};
 use crate::text::sanitize;
 use crate::tuning::{
-    CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, HEARTBEAT_INTERVAL, HISTORY_CAPACITY, PEER_TIMEOUT,
-    PRIVATES_KEPT_PER_MEMBER, THREAD_STACK_BYTES, WRITE_TIMEOUT,
+    CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, HEARTBEAT_INTERVAL, PEER_TIMEOUT, THREAD_STACK_BYTES,
+    WRITE_TIMEOUT,
 };
 
 #[cfg(doc)]
@@ -286,9 +285,12 @@ fn serve(
     }
     let mut conversation = Conversation::default();
     if returning {
-        ask_to_catch_up(shared, link, &peer, &mut conversation);
+        conversation.catching_up = Some(Resuming::ask(shared, link, &peer));
     }
     let read = read_frames(shared, reader, link, &mut peer, &mut conversation);
+    if let Some(resuming) = &mut conversation.catching_up {
+        resuming.stop_waiting(shared);
+    }
     let said_goodbye = matches!(read, Ok(Ending::Goodbye));
     let ended = why_it_ended(link, read.map(drop));
     link.close(Closed::ByUs);
@@ -503,6 +505,9 @@ fn read_frames(
             }
             Received::Nothing => {}
         }
+        if let Some(resuming) = &mut conversation.catching_up {
+            resuming.stop_waiting_if_slow(shared);
+        }
         if last_heard.elapsed() >= PEER_TIMEOUT {
             return Err(ConnectionError::Silent);
         }
@@ -540,148 +545,7 @@ struct Conversation {
     repeat_reported: bool,
     /// Set between our catch-up request and the peer's `CatchUpEnd`: what it sent so
     /// far (an unasked-for catch-up is ignored).
-    catching_up: Option<PendingCatchUp>,
-}
-
-/// What a member sent us in answer to our catch-up request, until its end.
-#[derive(Default)]
-struct PendingCatchUp {
-    messages: Vec<ChatMessage>,
-    privates: Vec<(u64, LatePrivate)>,
-}
-
-/// Asks a member we lost contact with for what we missed (see [`crate::catch_up`]).
-fn ask_to_catch_up(
-    shared: &Shared,
-    link: &Link,
-    peer: &PeerIdentity,
-    conversation: &mut Conversation,
-) {
-    let have = shared.history().have();
-    let privates_received = shared
-        .state()
-        .received_privates
-        .latest((peer.addr, peer.instance));
-    conversation.catching_up = Some(PendingCatchUp::default());
-    shared.send_frame(
-        link,
-        &Frame::CatchUpRequest {
-            privates_received,
-            have,
-        },
-    );
-}
-
-/// Sends a member that asks, after a cut, what it missed: the first-hand messages it
-/// lacks, our private messages to it after the last it received, and how many of our
-/// own it missed that we no longer have.
-fn answer_catch_up(
-    shared: &Shared,
-    link: &Link,
-    peer: &PeerIdentity,
-    privates_received: u64,
-    have: Vec<MessageId>,
-) {
-    let (heard, (privates, privates_unavailable)) = {
-        let state = shared.state();
-        let heard = state.peers.last_heard_before_cut(peer.addr, peer.instance);
-        let privates = state
-            .sent_privates
-            .since((peer.addr, peer.instance), privates_received);
-        (heard, privates)
-    };
-    // What was written to the member in the seconds before we noticed the cut may be
-    // lost as well: count from a timeout earlier. Without a cut on record, only what
-    // it names in `have` can be missing.
-    let since_ms = heard.map_or(i64::MAX, |heard| {
-        heard.at_ms.saturating_sub(PEER_TIMEOUT.as_millis() as i64)
-    });
-    // Which of our own messages it had: as it says, or, if it has none of ours, all
-    // we had sent when we last heard from it.
-    let own_have = have
-        .iter()
-        .find(|id| id.origin == shared.host() && id.instance == shared.instance)
-        .map(|id| id.seq)
-        .or(heard.map(|heard| heard.our_seq));
-    let last_seq = shared.last_seq.load(Ordering::SeqCst);
-    let catch_up = CatchUp { have, since_ms };
-    let (messages, own_kept) = {
-        let history = shared.history();
-        (
-            history.lacked_by(&catch_up),
-            history.numbers_of(shared.host(), shared.instance),
-        )
-    };
-    let unavailable = unavailable_own(own_have, last_seq, &own_kept) + privates_unavailable;
-    for message in messages {
-        shared.send_frame(link, &Frame::CatchUpEntry { message });
-    }
-    for private in privates {
-        shared.send_frame(
-            link,
-            &Frame::CatchUpPrivate {
-                seq: private.seq,
-                sent_at_ms: private.sent_at_ms,
-                text: private.text,
-            },
-        );
-    }
-    shared.send_frame(
-        link,
-        &Frame::CatchUpEnd {
-            unavailable: u32::try_from(unavailable).unwrap_or(u32::MAX),
-        },
-    );
-}
-
-/// The member's catch-up is complete: keeps what is new, and shows it as late.
-fn finish_catch_up(
-    shared: &Shared,
-    peer: &PeerIdentity,
-    pending: PendingCatchUp,
-    unavailable: u32,
-) {
-    let now = now_ms();
-    let mut messages: Vec<ChatMessage> = pending
-        .messages
-        .into_iter()
-        .filter(|message| {
-            if message.id.origin == peer.addr && message.id.instance == peer.instance {
-                // Its own messages: as good as if they had come live.
-                shared.record(message)
-            } else {
-                // Another member's, on its word: kept only where the log has room for
-                // what others tell (see `history.rs`), but shown all the same.
-                let recorded = shared
-                    .history()
-                    .record_replied(message.clone(), peer.addr, now);
-                matches!(recorded, Ok(()) | Err(Refused::Full))
-            }
-        })
-        .collect();
-    messages.sort_by_key(|m| (m.sent_at_ms, m.id.origin, m.id.instance, m.id.seq));
-    let privates: Vec<LatePrivate> = {
-        let mut state = shared.state();
-        pending
-            .privates
-            .into_iter()
-            .filter(|(seq, _)| {
-                state
-                    .received_privates
-                    .note((peer.addr, peer.instance), *seq)
-            })
-            .map(|(_, private)| private)
-            .collect()
-    };
-    if messages.is_empty() && privates.is_empty() && unavailable == 0 {
-        return;
-    }
-    shared.emit(Event::CaughtUp {
-        from: peer.member(),
-        messages,
-        privates,
-        unavailable: u64::from(unavailable),
-    });
+    catching_up: Option<Resuming>,
 }
 
 /// Acts on one frame received from `peer` (its hello is done). A rename updates
@@ -773,12 +637,10 @@ fn handle_frame(
         Frame::CatchUpRequest {
             privates_received,
             have,
-        } => answer_catch_up(shared, link, peer, privates_received, have),
+        } => resume::answer(shared, link, peer, privates_received, have),
         Frame::CatchUpEntry { message } => {
-            if let Some(pending) = &mut conversation.catching_up {
-                if pending.messages.len() < HISTORY_CAPACITY {
-                    pending.messages.push(message);
-                }
+            if let Some(resuming) = &mut conversation.catching_up {
+                resuming.add_message(message);
             }
         }
         Frame::CatchUpPrivate {
@@ -786,17 +648,13 @@ fn handle_frame(
             sent_at_ms,
             text,
         } => {
-            if let Some(pending) = &mut conversation.catching_up {
-                if pending.privates.len() < PRIVATES_KEPT_PER_MEMBER {
-                    pending
-                        .privates
-                        .push((seq, LatePrivate { sent_at_ms, text }));
-                }
+            if let Some(resuming) = &mut conversation.catching_up {
+                resuming.add_private(seq, peer.member(), sent_at_ms, text);
             }
         }
         Frame::CatchUpEnd { unavailable } => {
-            if let Some(pending) = conversation.catching_up.take() {
-                finish_catch_up(shared, peer, pending, unavailable);
+            if let Some(resuming) = conversation.catching_up.take() {
+                resuming.finish(shared, peer, unavailable);
             }
         }
         Frame::Rename { name } => {

@@ -166,7 +166,7 @@ pub fn event_lines(event: &Event, roster: &Roster, style: Style) -> Option<Strin
             from,
             messages,
             privates,
-            *unavailable,
+            unavailable,
             roster,
             style,
             clock_time,
@@ -203,7 +203,7 @@ pub fn log_line(event: &Event, roster: &Roster, now_ms: i64) -> Option<String> {
             from,
             messages,
             privates,
-            *unavailable,
+            unavailable,
             roster,
             plain,
             date_time,
@@ -282,33 +282,31 @@ pub fn renamed_line(addr: Ipv4Addr, old: &str, new: &str, roster: &Roster, style
     ))
 }
 
-/// What a member sent us while we were apart, once it is back:
+/// What members sent us while we were apart, once they are back: one heading, the lines
+/// of all of them merged in send order, and what some could no longer send.
 ///
 /// ```text
-/// Caught up with Bo: 3 messages sent while you were apart
+/// Caught up with Bo and Cleo: 3 messages sent while you were apart
 /// 09:30:04 [late] Bo: are you there?
 /// 09:30:05 [late] [private] Bo: call me
 /// 09:30:06 [late] Cleo: he is gone
 /// 12 earlier messages from Bo are no longer available.
 /// ```
 pub fn caught_up_lines(
-    from: &Member,
+    from: &[Member],
     messages: &[ChatMessage],
     privates: &[LatePrivate],
-    unavailable: u64,
+    unavailable: &[(Member, u64)],
     roster: &Roster,
     style: Style,
     time: fn(i64) -> String,
 ) -> String {
-    let name = roster.label(&from.name, from.addr);
+    let names: Vec<String> = from
+        .iter()
+        .map(|member| roster.label(&member.name, member.addr))
+        .collect();
     let count = messages.len() + privates.len();
-    let plural = if count == 1 { "" } else { "s" };
-    let mut lines = vec![(
-        i64::MIN,
-        style.system(&format!(
-            "Caught up with {name}: {count} message{plural} sent while you were apart"
-        )),
-    )];
+    let mut lines: Vec<(i64, String)> = Vec::new();
     let late = style.paint("2", "[late]");
     for message in messages {
         lines.push((
@@ -316,11 +314,10 @@ pub fn caught_up_lines(
             marked(&message_line(message, roster, style, time), &late),
         ));
     }
-    let me = roster.me.clone();
     for private in privates {
         let line = private_line(
-            from,
-            &me,
+            &private.from,
+            &roster.me,
             private.sent_at_ms,
             &private.text,
             roster,
@@ -329,23 +326,39 @@ pub fn caught_up_lines(
         );
         lines.push((private.sent_at_ms, marked(&line, &late)));
     }
-    // In send order, private and chat together; the heading stays first.
+    // In send order, private and chat together (a stable sort: chat messages come
+    // already ordered by time, sender and number).
     lines.sort_by_key(|(sent_at_ms, _)| *sent_at_ms);
-    let mut text: Vec<String> = lines.into_iter().map(|(_, line)| line).collect();
-    if count == 0 {
-        text.clear();
+    let mut text = Vec::with_capacity(lines.len() + 1 + unavailable.len());
+    if count > 0 {
+        let plural = if count == 1 { "" } else { "s" };
+        text.push(style.system(&format!(
+            "Caught up with {}: {count} message{plural} sent while you were apart",
+            in_words(&names)
+        )));
+        text.extend(lines.into_iter().map(|(_, line)| line));
     }
-    if unavailable > 0 {
-        let (plural, verb) = if unavailable == 1 {
+    for (member, missing) in unavailable {
+        let (plural, verb) = if *missing == 1 {
             ("", "is")
         } else {
             ("s", "are")
         };
         text.push(style.system(&format!(
-            "{unavailable} earlier message{plural} from {name} {verb} no longer available."
+            "{missing} earlier message{plural} from {} {verb} no longer available.",
+            roster.label(&member.name, member.addr)
         )));
     }
     text.join("\n")
+}
+
+/// `Bo`, `Bo and Cleo`, `Bo, Cleo and Dan`.
+fn in_words(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// `line` (a time, a space, the rest) with `mark` after the time, as `[private]` is:
@@ -697,14 +710,16 @@ mod tests {
         let roster = roster();
         let mut first = message("first", 1000);
         first.sender_name = "Alex".into();
+        let bo = member("Bo", 3);
         let lines = caught_up_lines(
-            &alex(),
-            &[message("third", 3000), first],
+            &[alex(), bo.clone()],
+            &[first, message("third", 3000)],
             &[LatePrivate {
+                from: alex(),
                 sent_at_ms: 2000,
                 text: "second".into(),
             }],
-            12,
+            &[(alex(), 12), (bo, 1)],
             &roster,
             Style::PLAIN,
             clock_time,
@@ -712,7 +727,7 @@ mod tests {
         let lines: Vec<&str> = lines.lines().collect();
         assert_eq!(
             lines[0],
-            "Caught up with Alex: 3 messages sent while you were apart"
+            "Caught up with Alex and Bo: 3 messages sent while you were apart"
         );
         assert!(lines[1].ends_with(":01 [late] Alex: first"), "{}", lines[1]);
         assert!(
@@ -725,6 +740,18 @@ mod tests {
             lines[4],
             "12 earlier messages from Alex are no longer available."
         );
+        assert_eq!(
+            lines[5],
+            "1 earlier message from Bo is no longer available."
+        );
+    }
+
+    #[test]
+    fn names_are_listed_in_words() {
+        let names = |n: &[&str]| in_words(&n.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(names(&["Bo"]), "Bo");
+        assert_eq!(names(&["Bo", "Cleo"]), "Bo and Cleo");
+        assert_eq!(names(&["Bo", "Cleo", "Dan"]), "Bo, Cleo and Dan");
     }
 
     #[test]

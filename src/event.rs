@@ -55,15 +55,17 @@ pub enum Event {
         old: String,
         new: String,
     },
-    /// A member we had lost contact with (a pulled cable, a Wi-Fi drop) is back, and
-    /// sent what we missed while apart: chat messages (its own and others'), and its
-    /// private messages to us, none of them shown before; and how many of its messages
-    /// of that time it no longer had. Shown marked as late.
+    /// Members we had lost contact with (a pulled cable, a Wi-Fi drop) are back, and
+    /// sent what we missed while apart: chat messages (their own and others'), and
+    /// their private messages to us, none of them shown before, in send order; and, for
+    /// each member that had to say so, how many of its messages of that time it no
+    /// longer had. Members that come back together are in one event
+    /// (see `catch_up.rs`). Shown marked as late.
     CaughtUp {
-        from: Member,
+        from: Vec<Member>,
         messages: Vec<ChatMessage>,
         privates: Vec<LatePrivate>,
-        unavailable: u64,
+        unavailable: Vec<(Member, u64)>,
     },
     /// Something went wrong that the user may want to know, in words for the user: a
     /// peer broke the protocol, a connection was refused, the broadcast failed. The chat
@@ -87,6 +89,7 @@ pub enum Event {
 /// A private message that arrived late, after a cut ([`Event::CaughtUp`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LatePrivate {
+    pub from: Member,
     pub sent_at_ms: i64,
     pub text: String,
 }

@@ -86,6 +86,7 @@
 //! | [`discovery`]   | finding members: UDP announcements, and whom to dial when     |
 //! | [`rounds`]      | `/history` questions waiting for answers                      |
 //! | [`shared`]      | what the threads share: the thread table and the lock table   |
+//! | [`resume`]      | one connection's part in a catch-up after a cut               |
 //! | [`connection`]  | one peer's thread: dial, hello, read loop, heartbeats, close  |
 //! | [`node`]        | a member: start, send, history, leave; listener and discovery |
 //! | [`commands`]    | what a typed line means; pure                                 |
@@ -112,6 +113,7 @@ pub mod link;
 pub mod node;
 pub mod peers;
 pub mod protocol;
+pub mod resume;
 pub mod rounds;
 pub mod shared;
 pub mod terminal;

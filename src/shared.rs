@@ -18,6 +18,7 @@
 //!
 //! | lock                  | guards                                                      | may be held while taking |
 //! |-----------------------|-------------------------------------------------------------|--------------------------|
+//! | `Shared::reunion`   | the catch-ups under way and what they brought (so that lines are recorded and shown in one step) | state, history, the event queue |
 //! | `Shared::state`     | the [`PeerMap`] (connections, dial marks, thread count, leaving), our name, our message counter | a link's outbox |
 //! | `Link::outbox`        | the frames waiting for one peer, and which thread writes them | nothing          |
 //! | `Shared::history`   | the message log                                             | nothing                  |
@@ -27,12 +28,13 @@
 //! | `Shared::dial_failures` | which addresses we could not reach (to say so once)     | nothing                  |
 //! | `Shared::listener_thread` | the listener's handle, taken once by `leave`            | nothing                  |
 //!
-//! Locks are taken only in the order of that table (state, then an outbox), so no two
-//! threads can each hold what the other waits for. And the rule the whole design rests
-//! on: **no lock is held across a socket read or write, a blocking send, or a wait for
-//! another thread.** Queueing a frame on a link or an event for the front end never
-//! blocks; writing happens in [`Link::flush`], with no lock held. So a peer that stops
-//! reading or a screen that stops scrolling holds up nobody but itself.
+//! Locks are taken only in the order of that table (reunion, then state or history,
+//! then the event queue; state, then an outbox), so no two threads can each hold what
+//! the other waits for. And the rule the whole design rests on: **no lock is held
+//! across a socket read or write, a blocking send, or a wait for another thread.**
+//! Queueing a frame on a link or an event for the front end never blocks; writing
+//! happens in [`Link::flush`], with no lock held. So a peer that stops reading or a
+//! screen that stops scrolling holds up nobody but itself.
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -40,7 +42,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::thread::JoinHandle;
 
-use crate::catch_up::{ReceivedPrivates, SentPrivates};
+use crate::catch_up::{ReceivedPrivates, Reunion, SentPrivates};
 use crate::config::Config;
 use crate::discovery::{DialPolicy, DialSource};
 use crate::event::{Event, EventQueue, Throttle, WireDirection};
@@ -66,6 +68,7 @@ pub(crate) struct Shared {
     /// Signalled when a connection thread ends (leaving waits for them).
     pub state_changed: Condvar,
     history: Mutex<History>,
+    reunion: Mutex<Reunion>,
     pub rounds: Rounds,
     events: EventQueue,
     /// The latest send time of a chat message received from another member, so that a
@@ -167,6 +170,7 @@ impl Shared {
             }),
             state_changed: Condvar::new(),
             history: Mutex::new(History::new(HISTORY_CAPACITY)),
+            reunion: Mutex::new(Reunion::default()),
             rounds: Rounds::default(),
             events,
             latest_heard_ms: AtomicI64::new(i64::MIN),
@@ -190,6 +194,12 @@ impl Shared {
 
     pub fn history(&self) -> MutexGuard<'_, History> {
         lock(&self.history)
+    }
+
+    /// The reunion lock: taken before the state and history locks, by the threads that
+    /// record and show what members sent to catch us up.
+    pub fn reunion(&self) -> MutexGuard<'_, Reunion> {
+        lock(&self.reunion)
     }
 
     pub fn host(&self) -> Ipv4Addr {

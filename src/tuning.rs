@@ -98,6 +98,11 @@ pub const MAX_CLOCK_NUDGE_MS: i64 = 1000;
 /// memory stays bounded however long the chat runs (about 4 MiB at most).
 pub const HISTORY_CAPACITY: usize = 1000;
 
+/// How long the catch-ups that began together wait for each other, so that their lines
+/// are shown as one batch in send order (see `catch_up.rs`). An answer slower than this
+/// (a big one on a slow link) is shown on its own when it ends: nothing is lost.
+pub const CATCH_UP_PATIENCE: Duration = Duration::from_secs(3);
+
 /// How many of the private messages we sent to one member are kept, to send again
 /// when a cut may have lost them. A hundred is far more than a conversation sends in
 /// the seconds a cut lasts, and costs at most 400 KiB per member.

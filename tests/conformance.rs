@@ -742,3 +742,127 @@ fn an_announcer_that_cannot_be_reached_is_reported_once_per_streak() {
         "{warnings:#?}"
     );
 }
+
+// ---- Catching up after a cut (section 7) ------------------------------------------
+
+/// "origin 4 bytes IPv4, instance u64, seq u64, sent_at i64, sender name, text"
+fn catch_up_entry(entry: &Entry) -> Vec<u8> {
+    let mut payload = entry.origin.octets().to_vec();
+    payload.extend_from_slice(&entry.instance.to_be_bytes());
+    payload.extend_from_slice(&entry.seq.to_be_bytes());
+    payload.extend_from_slice(&entry.sent_at_ms.to_be_bytes());
+    payload.extend(text(entry.name));
+    payload.extend(text(entry.text));
+    frame(0x0d, &payload)
+}
+
+/// "unavailable u32"
+fn catch_up_end(unavailable: u32) -> Vec<u8> {
+    frame(0x0f, &unavailable.to_be_bytes())
+}
+
+impl RawPeer {
+    /// The same run connects again after a cut: hello, the victim's hello, our
+    /// confirmation, then the victim's catch-up request.
+    fn come_back(from: Ipv4Addr, victim: &mut Victim, name: &str) -> RawPeer {
+        let mut peer = RawPeer::connect(from, victim);
+        peer.send(&hello(u64::from(u32::from(from)), name, "lobby"));
+        assert_eq!(peer.next_frame().map(|(kind, _)| kind), Some(0x01));
+        peer.send(&heartbeat());
+        victim.expect_joined(name);
+        let request = peer.next_frame().map(|(kind, _)| kind);
+        assert_eq!(request, Some(0x0c), "a returning run is asked to catch up");
+        peer
+    }
+}
+
+#[test]
+fn answers_to_catch_ups_under_way_are_shown_together_once_each_in_send_order() {
+    let mut victim = Victim::start(18);
+    let (ann_addr, bob_addr) = (peer_addr(124), peer_addr(125));
+    for (addr, name) in [(ann_addr, "Ann"), (bob_addr, "Bob")] {
+        let peer = RawPeer::join(addr, &mut victim, name);
+        // The connection ends without a goodbye: a cut, as far as the victim knows.
+        drop(peer);
+        victim.inbox.expect_event(
+            |e| matches!(e, Event::Left(m) if m.name == name),
+            EVENT_TIMEOUT,
+        );
+    }
+    // Both come back at once, as after the victim's own cable was out. While they
+    // were apart Ann said "one" and "three", Bob "two" in between.
+    let mut ann = RawPeer::come_back(ann_addr, &mut victim, "Ann");
+    let mut bob = RawPeer::come_back(bob_addr, &mut victim, "Bob");
+    let start = now_ms() - 5000;
+    let line = |origin: Ipv4Addr, name, seq, sent_at_ms, text| Entry {
+        origin,
+        instance: u64::from(u32::from(origin)),
+        seq,
+        sent_at_ms,
+        name,
+        text,
+    };
+    let one = line(ann_addr, "Ann", 1, start, "one");
+    let two = line(bob_addr, "Bob", 1, start + 1000, "two");
+    let three = line(ann_addr, "Ann", 2, start + 2000, "three");
+    // Bob answers first, with his line; Ann a moment later, with hers and Bob's.
+    bob.send(&catch_up_entry(&two));
+    bob.send(&catch_up_end(0));
+    thread::sleep(Duration::from_millis(300));
+    for entry in [&one, &two, &three] {
+        ann.send(&catch_up_entry(entry));
+    }
+    ann.send(&catch_up_end(0));
+
+    victim.inbox.expect_event(
+        |e| matches!(e, Event::CaughtUp { messages, .. } if messages.iter().any(|m| m.text == "three")),
+        EVENT_TIMEOUT,
+    );
+    thread::sleep(Duration::from_millis(500));
+    victim.inbox.poll();
+    let shown: Vec<&str> = victim
+        .inbox
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            Event::CaughtUp { messages, .. } => Some(messages),
+            _ => None,
+        })
+        .flatten()
+        .map(|m| m.text.as_str())
+        .collect();
+    assert_eq!(
+        shown,
+        ["one", "two", "three"],
+        "late lines from two answers are shown once each, in send order"
+    );
+}
+
+#[test]
+fn a_catch_up_that_never_ends_holds_up_the_others_only_for_a_while() {
+    let mut victim = Victim::start(19);
+    let (ann_addr, bob_addr) = (peer_addr(126), peer_addr(127));
+    for (addr, name) in [(ann_addr, "Ann"), (bob_addr, "Bob")] {
+        drop(RawPeer::join(addr, &mut victim, name));
+        victim.inbox.expect_event(
+            |e| matches!(e, Event::Left(m) if m.name == name),
+            EVENT_TIMEOUT,
+        );
+    }
+    // Ann is asked and never answers (a stuck or hostile member); Bob answers.
+    let _ann = RawPeer::come_back(ann_addr, &mut victim, "Ann");
+    let mut bob = RawPeer::come_back(bob_addr, &mut victim, "Bob");
+    bob.send(&catch_up_entry(&Entry {
+        origin: bob_addr,
+        instance: u64::from(u32::from(bob_addr)),
+        seq: 1,
+        sent_at_ms: now_ms() - 1000,
+        name: "Bob",
+        text: "still shown",
+    }));
+    bob.send(&catch_up_end(0));
+    victim.inbox.expect_event(
+        |e| matches!(e, Event::CaughtUp { messages, .. } if messages.first().is_some_and(|m| m.text == "still shown")),
+        EVENT_TIMEOUT,
+    );
+}
