@@ -5,6 +5,7 @@
 //! Namespace LAN tests (see `tests/common/lan.rs`): three hosts, the real binary, a
 //! cable pulled at the switch for longer than the silence timeout (4 s), so that both
 //! sides see the other leave, and plugged back in.
+#![cfg(target_os = "linux")]
 
 mod common;
 

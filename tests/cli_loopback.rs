@@ -8,6 +8,7 @@
 //! Tests wait for events with the generous [`EVENT_TIMEOUT`] and never assert on how
 //! fast something happened. "Must not happen" checks look after the system settled,
 //! usually behind a later line that travelled the same connection.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -7,6 +7,7 @@
 //!
 //! Raw peers connect from their own 127.0.4.x address (bound before connecting, as a
 //! real member does), so the victim sees each as a different member.
+#![cfg(any(target_os = "linux", windows))]
 
 mod common;
 

@@ -9,6 +9,7 @@
 //!
 //! Tests wait for events with generous deadlines and never assert on speed; the times
 //! they measure are printed (run with `--nocapture` to see them).
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -14,6 +14,7 @@
 //! nothing is timed. A "must not happen" check watches for [`SETTLE`] once the chat has
 //! settled, and is followed by something that must happen over the same path, which
 //! proves the member was listening.
+#![cfg(target_os = "linux")]
 
 mod common;
 

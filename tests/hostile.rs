@@ -13,6 +13,7 @@
 //! announcements come from the crate's own encoder, so the tests follow the wire format
 //! as it evolves; everything broken (length prefixes, garbage, invalid UTF-8) is made
 //! by hand from PROTOCOL.md.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -10,6 +10,7 @@
 //! The tests prove *that* something happens (or that it does not), never how fast:
 //! they wait for events with a generous deadline, and check that something must not
 //! happen by watching for a short while after the chat has settled.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -9,6 +9,7 @@
 //!
 //! Every member uses the default port, as on a real LAN: each namespace is a machine of
 //! its own, so nothing here can clash with another test or with the machine running it.
+#![cfg(target_os = "linux")]
 
 mod common;
 

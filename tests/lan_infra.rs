@@ -6,6 +6,7 @@
 //! The chat binary cannot stand in for the far end here (it is what the infrastructure
 //! is for), so small `python3` programs play the UDP and TCP endpoints and `ping` is a
 //! raw-socket ICMP echo written in Python (the machine has no `ping` binary).
+#![cfg(target_os = "linux")]
 
 mod common;
 

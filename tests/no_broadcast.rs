@@ -4,6 +4,7 @@
 //!
 //! Namespace LAN tests (see `tests/common/lan.rs` and `tests/common/routed.rs`): real
 //! separate hosts, the real binary, the default port.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! screen in one piece, whichever thread printed it.
 //!
 //! Members run on 127.0.1.x, each test on its own port ([`free_port`]).
+#![cfg(target_os = "linux")]
 
 mod common;
 
