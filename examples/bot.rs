@@ -30,7 +30,8 @@ fn main() -> ExitCode {
         }
     };
     let on_signal = node.clone();
-    let _ = ctrlc::set_handler(move || {
+    // Ctrl-C, and on Windows the console window closing too (see p2pchat::platform).
+    let _ = p2pchat::platform::on_quit_request(move || {
         on_signal.leave();
         std::process::exit(0);
     });

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::commands::member_address;
 use crate::config::Config;
+use crate::platform::Os;
 use crate::text::check_name;
 use crate::tuning::{DEFAULT_PORT, DEFAULT_ROOM};
 
@@ -29,8 +30,25 @@ pub struct UsageError(pub String);
 
 pub const USAGE: &str = "Usage: p2pchat [OPTIONS] <HOST> <NAME>";
 
-/// `--help`: a small manual.
+/// `--help`: a small manual, with the hints for the system it runs on.
 pub fn help() -> String {
+    help_for(&Os::HERE)
+}
+
+/// `--help` as a user of `os` reads it.
+pub fn help_for(os: &Os) -> String {
+    let indent = |text: &str| -> String {
+        text.lines()
+            .map(|line| format!("  {line}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let firewall = os
+        .firewall_commands(DEFAULT_PORT)
+        .iter()
+        .map(|command| format!("    {command}"))
+        .collect::<Vec<_>>()
+        .join("\n");
     format!(
         "p2pchat {version} - a peer-to-peer text chat for a local network, no server needed.
 
@@ -38,7 +56,8 @@ pub fn help() -> String {
 
 Arguments:
   <HOST>  An IPv4 address of this machine; it identifies you in the chat.
-          To try it on one machine, give each member its own 127.0.0.x address.
+          To find yours: {find_address}.
+          To try the chat on one machine, see below.
   <NAME>  Your name in the chat: 1 to {max} characters, spaces allowed
           (quote it: \"Alex Smith\"). Names need not be unique.
 
@@ -67,12 +86,24 @@ In the chat, type a line and press Enter to send it to everyone. Commands:
   /msg <member> <text> Send text to one member only (a name, or an IP address)
   /connect <addr>      Connect to the member at addr (like --peer)
   /name <new name>     Change your name
-  /exit                Leave the chat (so do Ctrl-C and Ctrl-D)
+  /exit                Leave the chat (so do Ctrl-C and {end_of_input})
+
+On one machine ({os}):
+{demo}
+
+Firewall: every member needs the chat port open, for UDP (announcements) and
+TCP (the chat). On {os}: {firewall_note}
+{firewall}
 
 Exit status: 0 after leaving, 1 when the chat cannot start, 2 for a usage error.
 Colour is used only on a terminal, and never when NO_COLOR is set.",
         version = env!("CARGO_PKG_VERSION"),
         max = crate::text::MAX_NAME_CHARS,
+        find_address = os.find_address,
+        end_of_input = os.end_of_input,
+        os = os.name,
+        demo = indent(os.one_machine_demo),
+        firewall_note = os.firewall_note,
     )
 }
 
@@ -253,6 +284,35 @@ mod tests {
         assert!(error(&["127.0.0.1", ""]).contains("empty"));
         assert!(error(&["127.0.0.1", &"x".repeat(33)]).contains("33 characters"));
         assert!(error(&["127.0.0.1", "a\x1bb"]).contains("control"));
+    }
+
+    #[test]
+    fn help_speaks_to_the_users_system() {
+        let windows = help_for(&Os::WINDOWS);
+        assert!(
+            windows.contains("Ctrl-C and Ctrl-Z then Enter"),
+            "{windows}"
+        );
+        assert!(windows.contains("`ipconfig`"));
+        assert!(windows.contains("netsh advfirewall firewall add rule"));
+        assert!(windows.contains(&format!("localport={DEFAULT_PORT}")));
+        let mac = help_for(&Os::MACOS);
+        assert!(
+            mac.contains("sudo ifconfig lo0 alias 127.0.0.2 up"),
+            "{mac}"
+        );
+        assert!(mac.contains("Ctrl-C and Ctrl-D"));
+        let linux = help_for(&Os::LINUX);
+        assert!(linux.contains("`ip -4 addr`"), "{linux}");
+        assert!(!linux.contains("{port}"));
+        for help in [windows, mac, linux] {
+            for line in help.lines().filter(|line| !line.starts_with("    ")) {
+                assert!(
+                    line.chars().count() <= 90,
+                    "too long for a terminal: {line}"
+                );
+            }
+        }
     }
 
     #[test]

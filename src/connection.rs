@@ -81,7 +81,8 @@ impl std::fmt::Display for ConnectionError {
             }
             Self::Unreachable(e) if is_timeout(e) => write!(
                 f,
-                "did not answer within {} s (it is gone, or a firewall drops the connection)",
+                "did not answer within {} s (it is gone, or a firewall drops the connection: \
+                 `p2pchat --help` says how to open one)",
                 CONNECT_TIMEOUT.as_secs()
             ),
             Self::Read(e) | Self::Unreachable(e) if is_reset(e.kind()) => {

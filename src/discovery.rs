@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use crate::platform::share_udp_port;
 use crate::protocol::{Announcement, MAX_ANNOUNCEMENT_BYTES};
 use crate::tuning::{
     ANNOUNCE_INTERVAL, LISTED_DIAL_BURST, LISTED_DIALS_PER_SECOND, LISTED_REDIAL_INTERVAL,
@@ -115,10 +116,11 @@ impl Discovery {
 }
 
 /// A UDP socket on `0.0.0.0:port` that shares the port with other members on this
-/// machine (`SO_REUSEADDR`, set before `bind`).
+/// machine (`SO_REUSEADDR`, and `SO_REUSEPORT` where the system needs it, set before
+/// `bind`: see [`crate::platform`]).
 pub fn bind_shared_listener(port: u16) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
+    share_udp_port(&socket)?;
     socket.bind(&SockAddr::from(SocketAddrV4::new(
         Ipv4Addr::UNSPECIFIED,
         port,
@@ -371,6 +373,9 @@ mod tests {
         assert!(policy.last_listed.len() <= DialPolicy::MAX_REMEMBERED);
     }
 
+    // Linux only: it needs 127.0.0.2 and .3 on loopback, and broadcast there (see
+    // crate::platform for macOS).
+    #[cfg(target_os = "linux")]
     #[test]
     fn members_on_one_machine_all_hear_a_broadcast() {
         // Two listeners on the same port (as two members on 127.0.0.1 and 127.0.0.2

@@ -10,8 +10,10 @@
 //!   stand-in before anything from the network is shown.
 //! * **Telling members apart.** Names need not be unique. Wherever two members share a
 //!   name, the [`Roster`] labels each with its address: `Alex (127.0.0.2)`.
-//! * **Colour.** ANSI colour codes only when stdout is a terminal and the user has not
-//!   set `NO_COLOR` (<https://no-color.org>); a pipe or a log file gets plain text.
+//! * **Colour.** ANSI colour codes only when stdout is a terminal that understands them
+//!   (the Windows console must be asked first: [`crate::platform::enable_colour`]) and
+//!   the user has not set `NO_COLOR` (<https://no-color.org>); a pipe or a log file gets
+//!   plain text.
 //!   Each member's name has a colour derived from its address, so it is the same on
 //!   every screen and in every session; your own name is bold, and lines about the
 //!   chat itself (joined, left, renamed) are dimmed.
@@ -24,6 +26,7 @@ use chrono::{Local, TimeZone};
 use crate::commands::RecipientError;
 use crate::event::{Event, LatePrivate, Member};
 use crate::history::LogEntry;
+use crate::platform::enable_colour;
 use crate::protocol::ChatMessage;
 use crate::text::sanitize;
 
@@ -50,11 +53,12 @@ pub struct Style {
 impl Style {
     pub const PLAIN: Style = Style { colour: false };
 
-    /// Colour when stdout is a terminal and `NO_COLOR` is unset or empty.
+    /// Colour when stdout is a terminal that takes ANSI codes and `NO_COLOR` is unset
+    /// or empty.
     pub fn detect() -> Style {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Style {
-            colour: std::io::stdout().is_terminal() && !no_color,
+            colour: std::io::stdout().is_terminal() && !no_color && enable_colour(),
         }
     }
 

@@ -74,6 +74,7 @@
 //! | module          | owns                                                          |
 //! |-----------------|---------------------------------------------------------------|
 //! | [`tuning`]      | every timing and size, with the reason for it                 |
+//! | [`platform`]    | what differs between Linux, macOS and Windows, and why        |
 //! | [`text`]        | the rules for names; making network text safe to show; pure   |
 //! | [`clock`]       | the one clock send times are read from                        |
 //! | [`protocol`]    | the bytes on the wire; pure                                   |
@@ -98,6 +99,9 @@
 //! Private items (the engine's `Shared`, `Slot`, the per-peer loop) are documented too:
 //! `cargo doc --document-private-items --open` shows them.
 
+// The only unsafe code is the few Windows calls in `platform`, each allowed where it is.
+#![deny(unsafe_code)]
+
 pub mod catch_up;
 pub mod cli;
 pub mod clock;
@@ -112,6 +116,7 @@ pub mod history;
 pub mod link;
 pub mod node;
 pub mod peers;
+pub mod platform;
 pub mod protocol;
 pub mod resume;
 pub mod rounds;

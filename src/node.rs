@@ -27,6 +27,7 @@ use crate::discovery::{AnnounceSchedule, BindError, DialSource, Discovery, is_di
 use crate::event::{Event, Events, Member, Throttle, event_queue};
 use crate::history::{LogEntry, MAX_FUTURE_MS, Refused};
 use crate::link::Closed;
+use crate::platform::Os;
 use crate::protocol::{ChatMessage, Frame, MAX_MESSAGE_BYTES, MessageId, PROTOCOL_VERSION};
 use crate::shared::{Shared, lock};
 use crate::text::{NameError, check_name};
@@ -56,13 +57,25 @@ impl fmt::Display for StartError {
             Self::NotAHostAddress(host) => write!(
                 f,
                 "{host} is not the address of one machine; give an IPv4 address of this \
-                 machine (see `ip -4 addr`), such as 127.0.0.1 for a demo"
+                 machine (see {}), such as 127.0.0.1 for a demo",
+                Os::HERE.find_address
             ),
-            Self::AddressNotLocal(host) => write!(
-                f,
-                "{host} is not an address of this machine; pick one from `ip -4 addr` \
-                 (or 127.0.0.x to try the chat on one machine)"
-            ),
+            Self::AddressNotLocal(host) => match Os::HERE.add_loopback_command(*host) {
+                // A Mac has only 127.0.0.1 on loopback until told otherwise.
+                Some(command) if host.is_loopback() => write!(
+                    f,
+                    "{host} is not an address of this machine: {} has only 127.0.0.1 \
+                     on loopback until you add more. Add it with `{command}`, or use \
+                     127.0.0.1",
+                    Os::HERE.name
+                ),
+                _ => write!(
+                    f,
+                    "{host} is not an address of this machine; pick one from {} \
+                     (or 127.0.0.x to try the chat on one machine: see p2pchat --help)",
+                    Os::HERE.find_address
+                ),
+            },
             Self::HostInUse { host, port } => write!(
                 f,
                 "another member already uses {host} port {port}. Don't use the same host \
@@ -77,8 +90,8 @@ impl fmt::Display for StartError {
             ),
             Self::PermissionDenied { port } => write!(
                 f,
-                "permission denied for port {port}: ports below 1024 need root; \
-                 choose a higher one with --port"
+                "permission denied for port {port}: {}",
+                Os::HERE.port_refused
             ),
             Self::Io { doing, source } => write!(f, "cannot {doing}: {source}"),
         }

@@ -15,10 +15,11 @@
 //!
 //! Leaving happens in one of three ways, all ending in [`Node::leave`] (which sends the
 //! goodbye after everything already typed), then a wait for the printer to show what
-//! had arrived, and exit status 0: `/exit`, the end of input (Ctrl-D, or the end of a
-//! piped script), and a signal (Ctrl-C's SIGINT, or SIGTERM). A signal arrives while the
-//! main thread is blocked reading stdin, so the signal handler (which `ctrlc` runs on a
-//! thread of its own) leaves and exits the process itself.
+//! had arrived, and exit status 0: `/exit`, the end of input (Ctrl-D, "Ctrl-Z then
+//! Enter" on Windows, or the end of a piped script), and a request to quit (Ctrl-C,
+//! SIGTERM, or on Windows the console window closing). That request arrives while the
+//! main thread is blocked reading stdin, so its handler (run on a thread of its own,
+//! see [`crate::platform::on_quit_request`]) leaves and exits the process itself.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Write};
@@ -34,6 +35,7 @@ use crate::console;
 use crate::display::{self, Roster, Style};
 use crate::event::{Event, Events};
 use crate::node::Node;
+use crate::platform::{LINE_ENDING, on_quit_request};
 use crate::tuning::{PRINTER_DRAIN_TIMEOUT, THREAD_STACK_BYTES};
 
 /// Runs the chat until the user leaves. Returns the process's exit status.
@@ -60,9 +62,9 @@ pub fn run(config: Config, log_file: Option<PathBuf>) -> ExitCode {
     let printer_done = Arc::new(Mutex::new(printer_done));
 
     // The hook goes in before anything is shown, so that from the first line on a
-    // Ctrl-C leaves politely.
+    // Ctrl-C (or a closed console window) leaves politely.
     let (on_signal, printer_done_on_signal) = (node.clone(), printer_done.clone());
-    if let Err(e) = ctrlc::set_handler(move || {
+    if let Err(e) = on_quit_request(move || {
         leave(&on_signal, &printer_done_on_signal);
         std::process::exit(0);
     }) {
@@ -93,7 +95,8 @@ pub fn run(config: Config, log_file: Option<PathBuf>) -> ExitCode {
 
 /// Opens (creating if needed) the log file for appending. Every line is one `write`
 /// (line and ending together) on an unbuffered `File`, so it is in the kernel's hands
-/// at once, whole: a killed process loses nothing it logged.
+/// at once, whole: a killed process loses nothing it logged. The ending is the
+/// system's own ([`LINE_ENDING`]: CR LF on Windows).
 fn open_log(path: &PathBuf) -> Result<File, String> {
     OpenOptions::new()
         .create(true)
@@ -125,7 +128,7 @@ fn print_events(node: &Node, events: Events, style: Style, mut log: Option<File>
             .as_mut()
             .zip(display::log_line(&event, &roster, now_ms()));
         if let Some((file, line)) = logged {
-            if let Err(e) = file.write_all(format!("{line}\n").as_bytes()) {
+            if let Err(e) = file.write_all(format!("{line}{LINE_ENDING}").as_bytes()) {
                 console::err(&display::warning_line(&format!(
                     "cannot write to the log file, no longer logging: {e}"
                 )));
