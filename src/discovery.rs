@@ -11,13 +11,18 @@
 //!   broadcasts arriving on any interface. It sets `SO_REUSEADDR` before binding:
 //!   for UDP on Linux that lets several sockets bind the same port, and a broadcast is
 //!   then delivered to each of them, so several members on one machine (127.0.0.1,
-//!   127.0.0.2, ...) all hear every announcement. std cannot set an option *before*
-//!   `bind`, hence socket2.
+//!   127.0.0.2, ...) all hear every announcement. macOS and the BSDs also need
+//!   `SO_REUSEPORT` for that, and on Windows the option means more:
+//!   [`crate::platform::share_udp_port`] sets what each system needs, and says why.
+//!   std cannot set an option *before* `bind`, hence socket2.
 //! * **The announcer** is bound to `HOST:0` and sets `SO_BROADCAST`, without which the
 //!   kernel refuses to send to a broadcast address. Binding to our own address fixes
 //!   the source address receivers see (they connect back to it) and, on Linux, sends a
 //!   limited broadcast out of that address's interface: from 127.0.0.x it stays on the
-//!   loopback interface, from a LAN address it goes onto that LAN.
+//!   loopback interface, from a LAN address it goes onto that LAN. macOS sends
+//!   255.255.255.255 where its routing table says (the default route's interface),
+//!   whatever the socket is bound to; a subnet's broadcast address (`--broadcast
+//!   192.168.1.255`) goes out of that subnet's interface on every system.
 //!
 //! Broadcasts are unacknowledged and get lost, so a member announces itself a few times
 //! at start-up and then every [`ANNOUNCE_INTERVAL`] for as long as it runs. Members

@@ -12,15 +12,18 @@
 //!     wildcard one, but two sockets on the *same* `0.0.0.0:PORT` also need
 //!     `SO_REUSEPORT` on both. Without it the second member on a Mac fails with
 //!     "address in use", which would wrongly blame another program.
-//!   - *Windows*: `SO_REUSEADDR` is enough to share, but it means more there: any
-//!     process may bind over the port, even one that does not set it. We accept that
-//!     for the UDP port, because sharing it is the point and what arrives there is
-//!     public anyway (every machine on the LAN hears a broadcast). Windows' protection,
-//!     `SO_EXCLUSIVEADDRUSE`, would forbid exactly the sharing we need. The TCP listener
-//!     sets no reuse option at all: std sets `SO_REUSEADDR` on Unix listeners (so a
-//!     restarted member can bind while old connections are in `TIME_WAIT`), and none on
-//!     Windows, where it would let a second member bind the same `HOST:PORT`. So on every
-//!     system a second member on the same address is refused at once.
+//!   - *Windows*: `SO_REUSEADDR` is enough to share, but it means more there: a socket
+//!     that sets it may bind a port already in use, even by a socket that did not set
+//!     it. We accept that for the UDP port, because sharing it is the point and what
+//!     arrives there is public anyway (every machine on the LAN hears a broadcast).
+//!     Windows' protection, `SO_EXCLUSIVEADDRUSE`, would forbid exactly the sharing we
+//!     need. The TCP listener sets no reuse option: std sets `SO_REUSEADDR` on Unix
+//!     listeners (so a restarted member can bind while old connections are in
+//!     `TIME_WAIT`) and none on Windows, where it would let a second member bind the
+//!     same `HOST:PORT`. So on every system a second member on the same address is
+//!     refused at once. (A program that sets `SO_REUSEADDR` could still bind over the
+//!     listener on Windows; `SO_EXCLUSIVEADDRUSE` there would stop it, at the cost of one
+//!     more unsafe call. Any program of the same user can do worse to us anyway.)
 //! * **What to tell the user** ([`Os`]): how to find one's IPv4 address, how to open
 //!   the firewall (Windows Defender blocks inbound connections on networks marked
 //!   "Public"; macOS has an application firewall), how to try the chat on one machine
