@@ -5,7 +5,7 @@
 //! the code and PROTOCOL.md drift apart, these tests notice. Every limit is tried
 //! exactly at its value and one past it.
 //!
-//! Raw peers connect from their own 127.0.4.x address (bound before connecting, as a
+//! Raw peers connect from their own 127.0.B.x address ([`Hosts`]) (bound before connecting, as a
 //! real member does), so the victim sees each as a different member.
 
 mod common;
@@ -19,6 +19,8 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use p2pchat::{Config, Event, Node};
 
+use common::clock::now_ms;
+use common::hosts::Hosts;
 use common::inbox::Inbox;
 use common::{EVENT_TIMEOUT, free_port};
 
@@ -116,10 +118,6 @@ fn announcement(port: u16, instance: u64, name: &str, room: &str) -> Vec<u8> {
     bytes
 }
 
-fn now_ms() -> i64 {
-    p2pchat::clock::now_ms()
-}
-
 // ---- A member and hand-driven peers -----------------------------------------------
 
 /// The member under test, and what it reports.
@@ -131,7 +129,7 @@ struct Victim {
 
 impl Victim {
     fn start(last_octet: u8) -> Victim {
-        let host = Ipv4Addr::new(127, 0, 4, last_octet);
+        let host = peer_addr(last_octet);
         let port = free_port();
         let (node, events) = Node::start(Config {
             port,
@@ -261,7 +259,7 @@ impl RawPeer {
 }
 
 fn peer_addr(last_octet: u8) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, 4, last_octet)
+    Hosts::of_this_binary().addr(last_octet)
 }
 
 // ---- Names -----------------------------------------------------------------------
@@ -279,7 +277,7 @@ fn a_name_of_33_characters_is_refused_with_the_rule() {
     let mut peer = RawPeer::connect(peer_addr(102), &victim);
     peer.send(&hello(1, &"x".repeat(33), "lobby"));
     peer.expect_closed("a hello with a 33-character name");
-    let warning = victim.expect_warning("127.0.4.102");
+    let warning = victim.expect_warning(&peer_addr(102).to_string());
     assert!(
         warning.contains("the name has 33 characters, the most is 32"),
         "{warning}"
@@ -297,7 +295,7 @@ fn an_empty_name_or_one_with_a_control_character_is_refused() {
         let mut peer = RawPeer::connect(peer_addr(octet), &victim);
         peer.send(&hello(1, name, "lobby"));
         peer.expect_closed(&format!("a hello named {name:?}"));
-        let warning = victim.expect_warning(&format!("127.0.4.{octet}"));
+        let warning = victim.expect_warning(&peer_addr(octet).to_string());
         assert!(warning.contains(rule), "{name:?}: {warning}");
     }
     assert_eq!(victim.inbox.count(|e| matches!(e, Event::Joined(_))), 0);
@@ -309,7 +307,7 @@ fn a_room_follows_the_same_rule_as_a_name() {
     let mut peer = RawPeer::connect(peer_addr(106), &victim);
     peer.send(&hello(1, "Ro", &"r".repeat(33)));
     peer.expect_closed("a hello with a 33-character room");
-    let warning = victim.expect_warning("127.0.4.106");
+    let warning = victim.expect_warning(&peer_addr(106).to_string());
     assert!(warning.contains("33 characters"), "{warning}");
 }
 
@@ -344,7 +342,7 @@ fn a_message_of_4096_bytes_is_shown_and_one_of_4097_refused() {
     );
     peer.send(&chat(2, now_ms(), &"m".repeat(4097)));
     peer.expect_closed("a 4097-byte message");
-    let warning = victim.expect_warning("127.0.4.108");
+    let warning = victim.expect_warning(&peer_addr(108).to_string());
     assert!(warning.contains("longer than 4096 bytes"), "{warning}");
 }
 
@@ -359,14 +357,14 @@ fn a_frame_of_16384_bytes_is_read_and_one_of_16385_refused_unread() {
     assert_eq!(frame.len(), 16384);
     at_limit.send(&frame);
     at_limit.expect_closed("a 16384-byte frame with a text over its limit");
-    let warning = victim.expect_warning("127.0.4.109");
+    let warning = victim.expect_warning(&peer_addr(109).to_string());
     assert!(warning.contains("longer than 4096 bytes"), "{warning}");
 
     // One past it: refused from the length alone, before any body arrives.
     let mut past_limit = RawPeer::join(peer_addr(110), &mut victim, "Bigger");
     past_limit.send(&(16385u32 - 4).to_be_bytes());
     past_limit.expect_closed("a length prefix announcing 16385 bytes");
-    let warning = victim.expect_warning("127.0.4.110");
+    let warning = victim.expect_warning(&peer_addr(110).to_string());
     assert!(warning.contains("frame of 16385 bytes"), "{warning}");
 }
 
@@ -397,7 +395,7 @@ fn message_numbers_must_grow_on_a_connection() {
     peer.send(&chat(5, now_ms(), "first"));
     peer.send(&chat(5, now_ms(), "second, same number"));
     peer.expect_closed("a repeated message number");
-    let warning = victim.expect_warning("127.0.4.113");
+    let warning = victim.expect_warning(&peer_addr(113).to_string());
     assert!(
         warning.contains("numbered a message 5 after message 5"),
         "{warning}"
@@ -513,7 +511,7 @@ fn relayed_claims_are_marked_and_never_handed_on() {
         |e| matches!(e, Event::Message(m) if m.text == "relayer's own, live"),
         EVENT_TIMEOUT,
     );
-    let someone_else = Ipv4Addr::new(127, 0, 4, 200);
+    let someone_else = peer_addr(200);
     let entries = [
         Entry {
             origin: peer_addr(116),
@@ -730,7 +728,7 @@ fn an_announcer_that_cannot_be_reached_is_reported_once_per_streak() {
         .collect();
     let about_dead = warnings
         .iter()
-        .filter(|w| w.contains("127.0.4.123,"))
+        .filter(|w| w.contains(&format!("{},", peer_addr(123))))
         .count();
     assert_eq!(about_dead, 1, "{warnings:#?}");
     assert!(

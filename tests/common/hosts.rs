@@ -15,6 +15,7 @@
 //! tests' attackers and other programs live there.
 
 use std::net::Ipv4Addr;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// A block of loopback addresses, 127.0.B.1 to 127.0.B.254, for one test.
@@ -33,6 +34,13 @@ impl Hosts {
             "ran out of 127.0.B.0/24 blocks: one test binary has over 254 tests"
         );
         Hosts { block }
+    }
+
+    /// One block for the whole test binary, taken on first use: for a file whose tests
+    /// each number their members apart inside it (or keep them apart by port alone).
+    pub fn of_this_binary() -> Hosts {
+        static SHARED: OnceLock<Hosts> = OnceLock::new();
+        *SHARED.get_or_init(Hosts::fresh)
     }
 
     /// Address `n` of the block, 127.0.B.`n` (`n` from 1 to 254).
