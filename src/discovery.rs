@@ -116,7 +116,7 @@ impl Discovery {
 
 /// A UDP socket on `0.0.0.0:port` that shares the port with other members on this
 /// machine (`SO_REUSEADDR`, set before `bind`).
-pub fn bind_shared_listener(port: u16) -> io::Result<UdpSocket> {
+fn bind_shared_listener(port: u16) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     socket.bind(&SockAddr::from(SocketAddrV4::new(

@@ -435,6 +435,15 @@ impl ChatProcess {
         drop(pipe.take());
     }
 
+    /// SIGKILL, at once (no `kill` process in between), and reaps the child.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        if self.exit_status.is_none() {
+            let _ = self.child.kill();
+            self.exit_status = self.child.wait().ok();
+        }
+        self.exit_status
+    }
+
     /// Sends signal `sig` ("INT", "TERM", "KILL", "STOP", "CONT", ...) with `kill -s`.
     #[track_caller]
     pub fn signal(&self, sig: &str) {

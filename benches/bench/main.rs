@@ -1,11 +1,16 @@
 //! The benchmark: p2pchat measured side by side with the wire it runs on.
 //!
 //! ```sh
-//! cargo run --release --example bench              # everything: under a minute on 2 cores
-//! cargo run --release --example bench -- --quick   # fewer samples: checks that it all works
-//! cargo run --release --example bench -- --only lan # one part: latency, throughput, join,
-//!                                                   # mesh, crash, cost or lan
+//! cargo bench                      # everything: a few minutes on 2 idle cores
+//! cargo bench -- --quick           # fewer samples: checks that it all works
+//! cargo bench -- --only lan        # one part: latency, throughput, join, mesh,
+//!                                  # crash, cost or lan (as root, for lan)
 //! ```
+//!
+//! It is a `cargo bench` target with its own `main` (`harness = false` in Cargo.toml),
+//! built with the optimised bench profile, and it shares the tests' test bed,
+//! `tests/common`: the namespace LAN ([`common::lan::Lan`]), the process driver
+//! ([`ChatProcess`]), the loopback addresses ([`Hosts`]) and ports ([`free_port`]).
 //!
 //! It prints one Markdown table (progress goes to stderr). Every row is one figure of
 //! p2pchat next to a *floor*: the same job done with plain std sockets between the same
@@ -16,14 +21,14 @@
 //!
 //! Three settings:
 //!
-//! 1. **In this process, on loopback**: members are [`Node`]s on 127.0.0.x, each group
+//! 1. **In this process, on loopback**: members are [`Node`]s on 127.0.B.x, each group
 //!    on a port nobody else uses. A thread per member drains its event channel and
 //!    reports to the measuring thread what it saw and when ([`Reports`]).
-//! 2. **Real processes on loopback**: the release `p2pchat` binary (built first if
-//!    needed) for a crash (SIGKILL), memory and idle CPU, read from `/proc`.
+//! 2. **Real processes on loopback**: the optimised `p2pchat` binary that cargo built
+//!    for the bench, for a crash (SIGKILL), memory and idle CPU, read from `/proc`.
 //! 3. **The namespace LAN** (root only; skipped otherwise): each member is a real
 //!    `p2pchat` in its own network namespace, joined by veth cables to a bridge, with
-//!    198.18.0.n addresses, as `tests/common/lan.rs` builds it. Times are taken at the
+//!    198.18.0.n addresses: `tests/common/lan.rs`. Times are taken at the
 //!    pipes: a line written to one member's stdin, the same line read from the others'
 //!    stdout. For the run, the kernel's ARP table limit is raised (see [`ARP_LIMITS`])
 //!    and then restored; the namespaces are removed at the end.
@@ -40,13 +45,20 @@ use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use common::hosts::Hosts;
+use common::lan::Lan;
+use common::process::{CHAT_BINARY, ChatProcess};
+use common::{effective_uid, free_port};
 use p2pchat::protocol::Frame;
 use p2pchat::tuning::HEARTBEAT_INTERVAL;
 use p2pchat::{Config, Event, Node};
@@ -78,12 +90,8 @@ const LAN_FLOOR_PORT: u16 = 24243;
 /// deeper, so a small stack is plenty (and only the touched pages cost memory).
 const FLOOR_THREAD_STACK_BYTES: usize = 64 * 1024;
 
-/// Stack of the bench's own helper threads (event drains, pipe readers).
+/// Stack of the bench's own helper threads (event drains, plain connections' readers).
 const HELPER_THREAD_STACK_BYTES: usize = 128 * 1024;
-
-/// Namespace names start with this and the bench's process id, so that a later run can
-/// tell the leftovers of a killed run (whose process is gone) from a running one's.
-const NAMESPACE_PREFIX: &str = "p2pbench";
 
 /// A member number: the last octet of its address.
 type Number = u8;
@@ -161,6 +169,8 @@ fn main() -> ExitCode {
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
+            // `cargo bench` passes `--bench` to every bench target it runs.
+            "--bench" => {}
             "--quick" => quick = true,
             "--only" => only = Some(rest.next().cloned().unwrap_or_default()),
             _ => return usage(),
@@ -175,17 +185,12 @@ fn main() -> ExitCode {
     if cfg!(debug_assertions) {
         eprintln!(
             "bench: this is a debug build, which would measure the optimiser's absence; \
-             run `cargo run --release --example bench`"
+             run `cargo bench`"
         );
         return ExitCode::from(2);
     }
-    let chat_binary = match build_chat_binary() {
-        Ok(path) => path,
-        Err(e) => {
-            eprintln!("bench: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    // Cargo builds the chat binary for benches too, with the same (optimised) profile.
+    let chat_binary = Path::new(CHAT_BINARY);
     let plan = Plan::new(quick);
     let started = Instant::now();
     let mut table = Table::default();
@@ -194,9 +199,9 @@ fn main() -> ExitCode {
         &|t| part_throughput(&plan, t),
         &|t| part_join(&plan, t),
         &|t| part_mesh(t),
-        &|t| part_crash(&plan, &chat_binary, t),
-        &|t| part_cost(&plan, &chat_binary, t),
-        &|t| part_lan(&plan, &chat_binary, t),
+        &|t| part_crash(&plan, chat_binary, t),
+        &|t| part_cost(&plan, chat_binary, t),
+        &|t| part_lan(&plan, chat_binary, t),
     ];
     for (name, part) in PART_NAMES.into_iter().zip(parts) {
         if only.as_ref().is_some_and(|only| only != name) {
@@ -237,7 +242,7 @@ const PART_NAMES: [&str; 7] = [
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo run --release --example bench [-- [--quick] [--only PART]]\n\
+        "usage: cargo bench [-- [--quick] [--only PART]]\n\
          PART: {}",
         PART_NAMES.join(", ")
     );
@@ -276,9 +281,9 @@ fn part_latency(plan: &Plan, table: &mut Table) -> Result<(), String> {
         // the other one, so one placement can tilt a whole round.
         for _ in 0..plan.latency_rounds {
             let mut chat_reports = Reports::new();
-            let cluster = Cluster::start(&numbers, free_port()?, &mut chat_reports)?;
+            let cluster = Cluster::start(&numbers, free_port(), &mut chat_reports)?;
             let mut floor_reports = Reports::new();
-            let floor = PlainMesh::new(&numbers, &numbers, free_port()?, &floor_reports)?;
+            let floor = PlainMesh::new(&numbers, &numbers, free_port(), &floor_reports)?;
             let [chat_round, floor_round] = compare_delivery(
                 &numbers,
                 plan.warmup_samples,
@@ -411,9 +416,9 @@ fn one_delivery(carrier: &mut Carrier, members: &[Number], from: Number) -> Opti
 fn part_throughput(plan: &Plan, table: &mut Table) -> Result<(), String> {
     let numbers: Vec<Number> = (10..18).collect();
     let mut chat_reports = Reports::new();
-    let cluster = Cluster::start(&numbers, free_port()?, &mut chat_reports)?;
+    let cluster = Cluster::start(&numbers, free_port(), &mut chat_reports)?;
     let mut floor_reports = Reports::new();
-    let floor = PlainMesh::new(&numbers, &numbers[..4], free_port()?, &floor_reports)?;
+    let floor = PlainMesh::new(&numbers, &numbers[..4], free_port(), &floor_reports)?;
     for senders in [1usize, 4] {
         let senders = &numbers[..senders];
         let mut best = [None::<f64>, None];
@@ -546,9 +551,9 @@ fn throughput_round(
 fn part_join(plan: &Plan, table: &mut Table) -> Result<(), String> {
     let existing: Vec<Number> = (10..17).collect();
     let mut chat_reports = Reports::new();
-    let mut cluster = Cluster::start(&existing, free_port()?, &mut chat_reports)?;
+    let mut cluster = Cluster::start(&existing, free_port(), &mut chat_reports)?;
     let mut floor_reports = Reports::new();
-    let floor_port = free_port()?;
+    let floor_port = free_port();
     let mut joins = [Samples::default(), Samples::default()];
     let mut leaves = [Samples::default(), Samples::default()];
     for rep in 0..plan.join_reps {
@@ -618,8 +623,7 @@ fn plain_join_and_leave(
     // threads do; each connects back, says hello, then reads until the newcomer leaves.
     let mut members = Vec::new();
     for &member in existing {
-        let listener = p2pchat::discovery::bind_shared_listener(port)
-            .map_err(|e| format!("UDP port {port}: {e}"))?;
+        let listener = shared_udp_listener(port).map_err(|e| format!("UDP port {port}: {e}"))?;
         let report = reports.sender();
         members.push(thread::spawn(move || -> io::Result<()> {
             listener.set_read_timeout(Some(STEP_TIMEOUT))?;
@@ -687,7 +691,7 @@ fn part_mesh(table: &mut Table) -> Result<(), String> {
         let mut reports = Reports::new();
         let cpu_before = process_cpu(std::process::id())?;
         let started = Instant::now();
-        let chat = Cluster::start(&numbers, free_port()?, &mut reports).map(|cluster| {
+        let chat = Cluster::start(&numbers, free_port(), &mut reports).map(|cluster| {
             let formed = started.elapsed();
             let cpu = process_cpu(std::process::id());
             cluster.leave_all();
@@ -698,7 +702,7 @@ fn part_mesh(table: &mut Table) -> Result<(), String> {
             Err(e) => (Err(e), Duration::ZERO),
         };
         let cpu_before = process_cpu(std::process::id())?;
-        let floor = plain_mesh_formation(&numbers, free_port()?);
+        let floor = plain_mesh_formation(&numbers, free_port());
         let floor_cpu = process_cpu(std::process::id())?.saturating_sub(cpu_before);
         table.row(Row {
             what: format!("3 mesh formation, {members} started at once"),
@@ -772,7 +776,7 @@ fn plain_mesh_formation(numbers: &[Number], port: u16) -> Result<Duration, Strin
 /// process connected to 7 plain servers, killed the same way.
 fn part_crash(plan: &Plan, chat_binary: &Path, table: &mut Table) -> Result<(), String> {
     let existing: Vec<Number> = (10..17).collect();
-    let port = free_port()?;
+    let port = free_port();
     let mut chat_reports = Reports::new();
     let cluster = Cluster::start(&existing, port, &mut chat_reports)?;
     let mut floor_reports = Reports::new();
@@ -846,11 +850,11 @@ fn part_cost(plan: &Plan, chat_binary: &Path, table: &mut Table) -> Result<(), S
     const CHAT: Number = 200;
     const FLOOR: Number = 201;
     const SERVER: Number = 202;
-    let port = free_port()?;
+    let port = free_port();
     let mut reports = Reports::new();
     let chat = Proc::spawn(chat_command(chat_binary, lo(CHAT), port), CHAT, &reports)?;
     let server = plain_server(SERVER, &reports)?;
-    let mut floor = Proc::spawn(floor_hold_command(lo(FLOOR)), FLOOR, &reports)?;
+    let floor = Proc::spawn(floor_hold_command(lo(FLOOR)), FLOOR, &reports)?;
     let mut cluster = Cluster::start(&[], port, &mut reports)?;
     let mut ready = 0u32;
     let mut rss = Vec::new();
@@ -1067,14 +1071,15 @@ fn is_stripped(path: &Path) -> bool {
 fn part_lan(plan: &Plan, chat_binary: &Path, table: &mut Table) -> Result<(), String> {
     if effective_uid() != Some(0) {
         let why = "needs root to create network namespaces; run as root: \
-                   sudo -E cargo run --release --example bench";
+                   sudo -E cargo bench";
         progress(&format!("namespace LAN skipped: {why}"));
         table.failed("6 namespace LAN", &format!("skipped: {why}"));
         return Ok(());
     }
     let hosts = 64;
     let setup = Instant::now();
-    let lan = Lan::new(hosts)?;
+    let arp_limits = ArpLimits::raise()?;
+    let lan = Lan::new(hosts);
     progress(&format!(
         "{hosts} namespaces ready in {:.1} s",
         setup.elapsed().as_secs_f64()
@@ -1082,6 +1087,7 @@ fn part_lan(plan: &Plan, chat_binary: &Path, table: &mut Table) -> Result<(), St
     let eight = lan_eight(plan, &lan, chat_binary, table);
     let sixty_four = lan_mesh(&lan, chat_binary, hosts as Number, table);
     drop(lan);
+    drop(arp_limits);
     eight.and(sixty_four)
 }
 
@@ -1093,15 +1099,21 @@ fn lan_eight(plan: &Plan, lan: &Lan, chat_binary: &Path, table: &mut Table) -> R
     let mut floor = Vec::new();
     for &m in &members {
         chat.push(Proc::spawn(
-            lan.command(m, chat_binary, &chat_args(lan_ip(m), LAN_CHAT_PORT)),
+            on_host(
+                lan,
+                m,
+                chat_binary,
+                &chat_args(lan.host_ip(usize::from(m)), LAN_CHAT_PORT),
+            ),
             m,
             &chat_reports,
         )?);
         floor.push(Proc::spawn(
-            lan.command(
+            on_host(
+                lan,
                 m,
                 &self_exe()?,
-                &floor_node_args(m, &members[..usize::from(m) - 1]),
+                &floor_node_args(lan, m, &members[..usize::from(m) - 1]),
             ),
             m,
             &floor_reports,
@@ -1153,21 +1165,27 @@ fn lan_eight(plan: &Plan, lan: &Lan, chat_binary: &Path, table: &mut Table) -> R
         let newcomer = 9 + rep as Number;
         let kinds = [
             (
-                lan.command(
+                on_host(
+                    lan,
                     newcomer,
                     chat_binary,
-                    &chat_args(lan_ip(newcomer), LAN_CHAT_PORT),
+                    &chat_args(lan.host_ip(usize::from(newcomer)), LAN_CHAT_PORT),
                 ),
                 &mut chat_reports,
             ),
             (
-                lan.command(newcomer, &self_exe()?, &floor_node_args(newcomer, &members)),
+                on_host(
+                    lan,
+                    newcomer,
+                    &self_exe()?,
+                    &floor_node_args(lan, newcomer, &members),
+                ),
                 &mut floor_reports,
             ),
         ];
         for (k, (command, reports)) in kinds.into_iter().enumerate() {
             let started = Instant::now();
-            let mut process = Proc::spawn(command, newcomer, reports)?;
+            let process = Proc::spawn(command, newcomer, reports)?;
             let joined = reports.wait(STEP_TIMEOUT, |m, _| {
                 members
                     .iter()
@@ -1227,19 +1245,24 @@ fn lan_mesh(lan: &Lan, chat_binary: &Path, hosts: Number, table: &mut Table) -> 
     let mut figures = Vec::new();
     let mut diagnostics = 0;
     for floor in [false, true] {
-        let diagnostics_before = DIAGNOSTICS.load(Ordering::Relaxed);
         let mut reports = Reports::new();
         let mut procs = Vec::new();
         let started = Instant::now();
         for &m in &members {
             let command = if floor {
-                lan.command(
+                on_host(
+                    lan,
                     m,
                     &self_exe()?,
-                    &floor_node_args(m, &members[..usize::from(m) - 1]),
+                    &floor_node_args(lan, m, &members[..usize::from(m) - 1]),
                 )
             } else {
-                lan.command(m, chat_binary, &chat_args(lan_ip(m), LAN_CHAT_PORT))
+                on_host(
+                    lan,
+                    m,
+                    chat_binary,
+                    &chat_args(lan.host_ip(usize::from(m)), LAN_CHAT_PORT),
+                )
             };
             procs.push(Proc::spawn(command, m, &reports)?);
         }
@@ -1262,9 +1285,9 @@ fn lan_mesh(lan: &Lan, chat_binary: &Path, hosts: Number, table: &mut Table) -> 
             if floor { "floor" } else { "p2pchat" },
             spawned.as_secs_f64()
         ));
-        exit_all(procs);
+        let written = exit_all(procs);
         if !floor {
-            diagnostics = DIAGNOSTICS.load(Ordering::Relaxed) - diagnostics_before;
+            diagnostics = written;
         }
     }
     let floor = figures.pop().unwrap_or(Figure::None("—".into()));
@@ -1288,36 +1311,24 @@ fn chat_args(host: Ipv4Addr, port: u16) -> Vec<String> {
 }
 
 /// A floor node on host `me` that dials `dial` (the members started before it).
-fn floor_node_args(me: Number, dial: &[Number]) -> Vec<String> {
+fn floor_node_args(lan: &Lan, me: Number, dial: &[Number]) -> Vec<String> {
+    let ip = |host: Number| lan.host_ip(usize::from(host)).to_string();
     let mut args = vec![
         "--floor-node".to_string(),
-        lan_ip(me).to_string(),
+        ip(me),
         LAN_FLOOR_PORT.to_string(),
     ];
-    args.extend(dial.iter().map(|&m| lan_ip(m).to_string()));
+    args.extend(dial.iter().map(|&m| ip(m)));
     args
 }
 
 /// Asks every process to leave first, then waits for each: they leave in parallel.
-fn exit_all(mut procs: Vec<Proc>) {
-    for process in &mut procs {
+/// Returns how many lines they wrote to stderr, together.
+fn exit_all(procs: Vec<Proc>) -> usize {
+    for process in &procs {
         let _ = process.type_line("/exit");
-        process.stdin = None;
     }
-    for process in procs {
-        process.exit();
-    }
-}
-
-/// A switch (a bridge in its own namespace) with `hosts` hosts plugged in, each in a
-/// namespace of its own with address 198.18.0.n/15 on its `eth0` (a veth cable whose
-/// other end is a bridge port). The shape of `tests/common/lan.rs`, built with
-/// `ip -batch` so that 65 namespaces take a few processes rather than hundreds.
-struct Lan {
-    bridge: String,
-    hosts: Vec<String>,
-    /// The machine's neighbour-table limits before we raised them, to restore.
-    arp_limits: Vec<(&'static str, String)>,
+    procs.into_iter().map(Proc::exit).sum()
 }
 
 /// The kernel's ARP table is one table shared by every network namespace, and its hard
@@ -1330,17 +1341,15 @@ const ARP_LIMITS: [(&str, u32); 2] = [
     ("/proc/sys/net/ipv4/neigh/default/gc_thresh3", 16384),
 ];
 
-impl Lan {
-    fn new(hosts: usize) -> Result<Lan, String> {
-        remove_stale_namespaces();
-        let prefix = format!("{NAMESPACE_PREFIX}{}", std::process::id());
-        // Complete before anything is created, so that Drop removes whatever exists
-        // even when a step fails half-way.
-        let mut lan = Lan {
-            bridge: format!("{prefix}b"),
-            hosts: (1..=hosts).map(|h| format!("{prefix}h{h}")).collect(),
-            arp_limits: Vec::new(),
-        };
+/// The machine's neighbour-table limits raised to [`ARP_LIMITS`] while it lives, and
+/// put back as they were when dropped.
+struct ArpLimits {
+    raised: Vec<(&'static str, String)>,
+}
+
+impl ArpLimits {
+    fn raise() -> Result<ArpLimits, String> {
+        let mut limits = ArpLimits { raised: Vec::new() };
         for (path, wanted) in ARP_LIMITS {
             let current = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
             if current
@@ -1349,86 +1358,16 @@ impl Lan {
                 .is_ok_and(|limit| limit < wanted)
             {
                 std::fs::write(path, wanted.to_string()).map_err(|e| format!("{path}: {e}"))?;
-                lan.arp_limits.push((path, current));
+                limits.raised.push((path, current));
             }
         }
-        let mut adds = format!("netns add {}\n", lan.bridge);
-        for host in &lan.hosts {
-            adds.push_str(&format!("netns add {host}\n"));
-        }
-        ip_batch(&[], &adds)?;
-        // The chat speaks IPv4 only; without IPv6 no router solicitations or neighbour
-        // discovery add noise to the LAN.
-        for namespace in lan.namespaces() {
-            run(Command::new("ip")
-                .args(["netns", "exec", namespace, "sysctl", "-q", "-w"])
-                .args([
-                    "net.ipv6.conf.all.disable_ipv6=1",
-                    "net.ipv6.conf.default.disable_ipv6=1",
-                ]))?;
-        }
-        let mut switch = "link add br0 type bridge forward_delay 0\nlink set br0 up\n".to_string();
-        for (i, host) in lan.hosts.iter().enumerate() {
-            let port = format!("port{}", i + 1);
-            switch.push_str(&format!(
-                "link add {port} type veth peer name eth0 netns {host}\n\
-                 link set {port} master br0\nlink set {port} up\n"
-            ));
-        }
-        ip_batch(&["-n", &lan.bridge], &switch)?;
-        for (i, host) in lan.hosts.iter().enumerate() {
-            let address = lan_ip((i + 1) as Number);
-            ip_batch(
-                &["-n", host],
-                &format!(
-                    "link set lo up\naddress add {address}/15 brd + dev eth0\nlink set eth0 up\n"
-                ),
-            )?;
-        }
-        // Every port forwards at once (forward_delay 0), but link state travels through
-        // the kernel's link-watch queue: wait until the bridge says so.
-        let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            let ports =
-                run(Command::new("ip").args(["-n", &lan.bridge, "-d", "-o", "link", "show"]))?;
-            if ports.matches("bridge_slave state forwarding").count() == hosts {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err("the LAN's bridge ports did not come up".into());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        Ok(lan)
-    }
-
-    fn namespaces(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.bridge.as_str()).chain(self.hosts.iter().map(String::as_str))
-    }
-
-    /// `program args` to run in host `host`'s namespace. `ip netns exec` switches
-    /// namespace and then execs the program, so the child's PID is the program's own.
-    fn command(&self, host: Number, program: &Path, args: &[String]) -> Command {
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &self.hosts[usize::from(host) - 1]])
-            .arg(program)
-            .args(args);
-        command
+        Ok(limits)
     }
 }
 
-impl Drop for Lan {
+impl Drop for ArpLimits {
     fn drop(&mut self) {
-        // Deleting a namespace destroys the interfaces in it, cables included.
-        let deletes: String = self
-            .namespaces()
-            .map(|namespace| format!("netns delete {namespace}\n"))
-            .collect();
-        if let Err(e) = ip_batch(&[], &deletes) {
-            progress(&format!("could not remove every namespace: {e}"));
-        }
-        for (path, value) in &self.arp_limits {
+        for (path, value) in &self.raised {
             if let Err(e) = std::fs::write(path, value) {
                 progress(&format!(
                     "could not restore {path} to {}: {e}",
@@ -1439,73 +1378,15 @@ impl Drop for Lan {
     }
 }
 
-/// Removes namespaces left by an earlier bench run that was killed before it could
-/// clean up: ours carry the PID of the run that made them, and that process is gone.
-fn remove_stale_namespaces() {
-    let Ok(list) = run(Command::new("ip").args(["netns", "list"])) else {
-        return;
-    };
-    for line in list.lines() {
-        let Some(name) = line.split_whitespace().next() else {
-            continue;
-        };
-        let Some(rest) = name.strip_prefix(NAMESPACE_PREFIX) else {
-            continue;
-        };
-        let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        if !pid.is_empty() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = run(Command::new("ip").args(["netns", "delete", name]));
-        }
-    }
-}
-
-/// Runs `ip OPTIONS -batch -` with `commands` (one per line) on its stdin.
-fn ip_batch(options: &[&str], commands: &str) -> Result<(), String> {
-    let mut child = Command::new("ip")
-        .args(options)
-        .args(["-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run `ip`: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(commands.as_bytes())
-            .map_err(|e| format!("ip -batch: {e}"))?;
-    }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| format!("ip -batch: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "`ip {} -batch` failed: {}",
-            options.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(())
-}
-
-fn run(command: &mut Command) -> Result<String, String> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{command:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// The effective user id, from /proc/self/status (real, effective, saved, fs).
-fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uids = status.lines().find_map(|line| line.strip_prefix("Uid:"))?;
-    uids.split_whitespace().nth(1)?.parse().ok()
+/// `program args` to run on host `host` of `lan`. `ip netns exec` switches namespace
+/// and then execs the program, so the child's PID is the program's own.
+fn on_host(lan: &Lan, host: Number, program: &Path, args: &[String]) -> Command {
+    let mut command = Command::new("ip");
+    command
+        .args(["netns", "exec", lan.host_ns(usize::from(host))])
+        .arg(program)
+        .args(args);
+    command
 }
 
 // ─── Members in this process ────────────────────────────────────────────────────────
@@ -1905,109 +1786,57 @@ fn floor_hold(args: &[String]) -> ExitCode {
 
 // ─── Processes ──────────────────────────────────────────────────────────────────────
 
-/// Lines our child processes have written to stderr, all together: p2pchat writes
-/// a diagnostic there when a connection ends badly.
-static DIAGNOSTICS: AtomicU64 = AtomicU64::new(0);
-
-/// A child process whose stdout lines become reports, and whose stdin stays open (end
-/// of input would make p2pchat leave).
-struct Proc {
-    child: Child,
-    stdin: Option<ChildStdin>,
-}
+/// A child process (a p2pchat member, or a floor process) driven by the tests' own
+/// process driver, [`ChatProcess`], whose stdout lines become reports the moment they
+/// are read, and whose stdin stays open (end of input would make p2pchat leave).
+struct Proc(ChatProcess);
 
 impl Proc {
-    fn spawn(mut command: Command, number: Number, reports: &Reports) -> Result<Proc, String> {
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {command:?}: {e}"))?;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
+    fn spawn(command: Command, number: Number, reports: &Reports) -> Result<Proc, String> {
         let report = reports.sender();
-        let started = [
-            thread::Builder::new()
-                .stack_size(HELPER_THREAD_STACK_BYTES)
-                .spawn(move || {
-                    for line in stdout.into_iter().flat_map(|s| BufReader::new(s).lines()) {
-                        let Ok(line) = line else { break };
-                        if let Some(what) = parse_line(&line) {
-                            report_seen(&report, number, what);
-                        }
-                    }
-                }),
-            // Diagnostics are passed on, a few per process, so that a flood of them
-            // cannot drown the bench's own output.
-            thread::Builder::new()
-                .stack_size(HELPER_THREAD_STACK_BYTES)
-                .spawn(move || {
-                    let lines = stderr.into_iter().flat_map(|s| BufReader::new(s).lines());
-                    for (i, line) in lines.enumerate() {
-                        let Ok(line) = line else { break };
-                        DIAGNOSTICS.fetch_add(1, Ordering::Relaxed);
-                        if i < 3 {
-                            eprintln!("[m{number}] {line}");
-                        }
-                    }
-                }),
-        ];
-        let mut process = Proc {
-            stdin: child.stdin.take(),
-            child,
+        let observe = move |line: &str| {
+            if let Some(what) = parse_line(line) {
+                report_seen(&report, number, what);
+            }
         };
-        if started.iter().any(Result::is_err) {
-            process.kill();
-            return Err("cannot start a pipe-reading thread".into());
-        }
-        Ok(process)
+        Ok(Proc(ChatProcess::from_command_observed(
+            &name_of(number),
+            command,
+            observe,
+        )))
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.0.pid()
     }
 
-    fn type_line(&mut self, line: &str) -> Result<(), String> {
-        let stdin = self.stdin.as_mut().ok_or("stdin already closed")?;
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .and_then(|()| stdin.flush())
-            .map_err(|e| format!("cannot write to process {}: {e}", self.child.id()))
+    fn type_line(&self, line: &str) -> Result<(), String> {
+        self.0
+            .try_send_line(line)
+            .map_err(|e| format!("cannot write to process {}: {e}", self.pid()))
     }
 
     /// SIGKILL, and reap.
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.kill();
     }
 
     /// Closes stdin (end of input: the member leaves) and waits for the exit; kills
-    /// the process if it has not exited within a few seconds.
-    fn exit(mut self) {
-        self.stdin = None;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        progress(&format!(
-            "process {} did not exit; killing it",
-            self.child.id()
-        ));
-        self.kill();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // Only our own child, by its PID, and only while it is still ours (not reaped).
-        if let Ok(None) = self.child.try_wait() {
+    /// the process if it has not exited within a few seconds. Returns how many lines
+    /// it wrote to stderr (p2pchat writes a diagnostic there when a connection ends
+    /// badly), after passing the first few on, so a flood cannot drown the bench's own
+    /// output.
+    fn exit(mut self) -> usize {
+        self.0.close_stdin();
+        if self.0.try_wait_exit(Duration::from_secs(5)).is_none() {
+            progress(&format!("process {} did not exit; killing it", self.pid()));
             self.kill();
         }
+        let diagnostics = self.0.stderr_lines();
+        for line in diagnostics.iter().take(3) {
+            eprintln!("[{}] {line}", self.0.label());
+        }
+        diagnostics.len()
     }
 }
 
@@ -2044,30 +1873,6 @@ fn floor_hold_command(me: Ipv4Addr) -> Command {
 
 fn self_exe() -> Result<PathBuf, String> {
     std::env::current_exe().map_err(|e| format!("cannot find the bench's own binary: {e}"))
-}
-
-/// Builds the release `p2pchat` binary (nothing to do when it is up to date) and
-/// returns its path, beside this example's directory in the same target directory.
-fn build_chat_binary() -> Result<PathBuf, String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--bin", "p2pchat"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .map_err(|e| format!("cannot run cargo to build p2pchat: {e}"))?;
-    if !status.success() {
-        return Err("`cargo build --release --bin p2pchat` failed".into());
-    }
-    let exe = self_exe()?;
-    let release = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("the bench binary is not in target/release/examples")?;
-    let binary = release.join("p2pchat");
-    if !binary.exists() {
-        return Err(format!("{} is missing after the build", binary.display()));
-    }
-    Ok(binary)
 }
 
 // ─── Reports: who saw what, when ────────────────────────────────────────────────────
@@ -2188,12 +1993,9 @@ impl Membership {
 
 // ─── Small helpers ──────────────────────────────────────────────────────────────────
 
+/// Member `n`'s loopback address: host `n` of the bench's block ([`Hosts`]).
 fn lo(n: Number) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, 0, n)
-}
-
-fn lan_ip(n: Number) -> Ipv4Addr {
-    Ipv4Addr::new(198, 18, 0, n)
+    Hosts::of_this_binary().addr(n)
 }
 
 fn name_of(n: Number) -> String {
@@ -2228,6 +2030,18 @@ fn id_of_text(text: &str) -> Option<u64> {
     text.split(' ').next()?.parse().ok()
 }
 
+/// A UDP socket on `0.0.0.0:port` that shares the port with the other members on this
+/// machine (`SO_REUSEADDR`, set before `bind`), as p2pchat's discovery listener does.
+fn shared_udp_listener(port: u16) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&SockAddr::from(SocketAddrV4::new(
+        Ipv4Addr::UNSPECIFIED,
+        port,
+    )))?;
+    Ok(socket.into())
+}
+
 /// Connects to `to` from a socket bound to `from`, so that the connection runs between
 /// exactly the addresses p2pchat's would (std cannot bind before connecting).
 fn dial(from: Ipv4Addr, to: SocketAddrV4) -> io::Result<TcpStream> {
@@ -2239,28 +2053,6 @@ fn dial(from: Ipv4Addr, to: SocketAddrV4) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
-/// A port free for UDP on 0.0.0.0 and for TCP on loopback, never handed out twice:
-/// each group of members gets its own, so groups (and other programs' tests running
-/// beside the bench) never hear each other's announcements. Taken below Linux's
-/// ephemeral range (32768–60999), like p2pchat's default port, so that no outgoing
-/// connection's source port or listener on port 0 can be holding it on some 127.0.0.x.
-fn free_port() -> Result<u16, String> {
-    const FIRST: u16 = 20_000;
-    const COUNT: u16 = 10_000;
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let start = std::process::id() as u64 % u64::from(COUNT);
-    for _ in 0..COUNT {
-        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % u64::from(COUNT);
-        let port = FIRST + offset as u16;
-        if UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
-            && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
-        {
-            return Ok(port);
-        }
-    }
-    Err("found no free port between 20000 and 29999".into())
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -2268,7 +2060,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// `N cores, kernel K, CPU` from /proc and uname.
 fn machine() -> String {
     let cores = thread::available_parallelism().map_or(0, usize::from);
-    let kernel = run(Command::new("uname").arg("-r")).unwrap_or_default();
+    let kernel = Command::new("uname")
+        .arg("-r")
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
