@@ -12,16 +12,17 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::ops::{Deref, DerefMut};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use p2pchat::{Config, Event, Node};
+use p2pchat::Event;
 
 use common::clock::now_ms;
 use common::hosts::Hosts;
-use common::inbox::Inbox;
+use common::participant::Participant;
 use common::{EVENT_TIMEOUT, free_port};
 
 // ---- The spec's bytes -------------------------------------------------------------
@@ -120,25 +121,33 @@ fn announcement(port: u16, instance: u64, name: &str, room: &str) -> Vec<u8> {
 
 // ---- A member and hand-driven peers -----------------------------------------------
 
-/// The member under test, and what it reports.
+/// The member under test, and what it reports: a [`Participant`] (which it derefs
+/// to) and the address it accepts connections on.
 struct Victim {
-    node: Node,
-    inbox: Inbox,
+    member: Participant,
     addr: SocketAddrV4,
+}
+
+impl Deref for Victim {
+    type Target = Participant;
+
+    fn deref(&self) -> &Participant {
+        &self.member
+    }
+}
+
+impl DerefMut for Victim {
+    fn deref_mut(&mut self) -> &mut Participant {
+        &mut self.member
+    }
 }
 
 impl Victim {
     fn start(last_octet: u8) -> Victim {
         let host = peer_addr(last_octet);
         let port = free_port();
-        let (node, events) = Node::start(Config {
-            port,
-            ..Config::new(host, "Vic")
-        })
-        .expect("start the victim");
         Victim {
-            node,
-            inbox: Inbox::new(events),
+            member: Participant::on(host, "Vic", port),
             addr: SocketAddrV4::new(host, port),
         }
     }
@@ -161,12 +170,6 @@ impl Victim {
             |e| matches!(e, Event::Joined(m) if m.name == name),
             EVENT_TIMEOUT,
         );
-    }
-}
-
-impl Drop for Victim {
-    fn drop(&mut self) {
-        self.node.leave();
     }
 }
 

@@ -13,8 +13,7 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::Command;
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,6 +23,7 @@ use p2pchat::{ChatMessage, Config, Event, Member, Node, StartError};
 use common::clock::now_ms;
 use common::hosts::Hosts;
 use common::participant::{Participant, wait_for_full_mesh};
+use common::sockets::{TcpSocket, tcp_sockets_on_port};
 use common::{EVENT_TIMEOUT, SETTLE, free_port};
 
 /// `count` loopback addresses that no other test in this process uses.
@@ -436,43 +436,15 @@ fn start_all_at_once(hosts: &[Ipv4Addr], port: u16) -> Vec<Participant> {
         .collect()
 }
 
-/// One TCP socket between two of a test's members, as `ss` lists it.
-#[derive(Debug)]
-struct ChatSocket {
-    state: String,
-    local: SocketAddrV4,
-    peer: SocketAddrV4,
-}
-
 /// Every TCP socket, in any state, with the chat port at one end and both addresses
 /// among `hosts`: this test's own sockets and nobody else's, even while other suites
 /// (or other people's) run beside it. Nobody else has this port ([`free_port`]), the
 /// addresses are this test's block ([`Hosts`]), and the port is below the ephemeral
 /// range, so no dialing socket anywhere has it as its source port.
-fn chat_sockets(hosts: &[Ipv4Addr], port: u16) -> Vec<ChatSocket> {
-    // The kernel filters by port; the addresses are checked here.
-    let filter = format!("( sport = :{port} or dport = :{port} )");
-    let output = Command::new("ss")
-        .args(["-Htan", &filter])
-        .output()
-        .expect("run ss");
-    assert!(output.status.success(), "ss failed: {output:?}");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| {
-            // State, Recv-Q, Send-Q, local address:port, peer address:port
-            let columns: Vec<&str> = line.split_whitespace().collect();
-            let local: SocketAddrV4 = columns.get(3)?.parse().ok()?;
-            let peer: SocketAddrV4 = columns.get(4)?.parse().ok()?;
-            let ours = hosts.contains(local.ip())
-                && hosts.contains(peer.ip())
-                && (local.port() == port || peer.port() == port);
-            ours.then(|| ChatSocket {
-                state: columns[0].to_string(),
-                local,
-                peer,
-            })
-        })
+fn chat_sockets(hosts: &[Ipv4Addr], port: u16) -> Vec<TcpSocket> {
+    tcp_sockets_on_port(port)
+        .into_iter()
+        .filter(|s| hosts.contains(s.local.ip()) && hosts.contains(s.peer.ip()))
         .collect()
 }
 
@@ -485,14 +457,14 @@ fn chat_sockets(hosts: &[Ipv4Addr], port: u16) -> Vec<ChatSocket> {
 /// ends are established. ss reads the kernel's table in pieces, not in one instant, so
 /// a connection being made or closed can be seen established at one end only: that is
 /// a snapshot of a chat that is not calm yet, not a fault (`Err`).
-fn established_connections(sockets: &[ChatSocket], port: u16) -> Result<usize, String> {
-    let established: Vec<&ChatSocket> = sockets.iter().filter(|s| s.state == "ESTAB").collect();
-    let accepting: Vec<&ChatSocket> = established
+fn established_connections(sockets: &[TcpSocket], port: u16) -> Result<usize, String> {
+    let established: Vec<&TcpSocket> = sockets.iter().filter(|s| s.state == "ESTAB").collect();
+    let accepting: Vec<&TcpSocket> = established
         .iter()
         .copied()
         .filter(|s| s.local.port() == port)
         .collect();
-    let dialing: Vec<&ChatSocket> = established
+    let dialing: Vec<&TcpSocket> = established
         .iter()
         .copied()
         .filter(|s| s.peer.port() == port)
@@ -505,7 +477,7 @@ fn established_connections(sockets: &[ChatSocket], port: u16) -> Result<usize, S
         established.len(),
         "a connection with the chat port at both ends: {established:#?}"
     );
-    let one_end_only: Vec<&&ChatSocket> = accepting
+    let one_end_only: Vec<&&TcpSocket> = accepting
         .iter()
         .filter(|a| {
             !dialing

@@ -13,8 +13,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::Command;
+use std::net::Ipv4Addr;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,34 +21,8 @@ use p2pchat::{Config, Event, Member};
 
 use common::hosts::Hosts;
 use common::participant::Participant;
+use common::sockets::{TcpSocket, tcp_sockets_on_port};
 use common::{SETTLE, free_port};
-
-/// Every TCP connection on this machine in any state, as (state, local, peer), from
-/// `ss -tan`. Any state, not only `ESTAB`: a connection that was opened and closed
-/// again at once stays in `TIME-WAIT` for a minute on the side that closed first, so
-/// even the shortest-lived connection leaves a trace to find.
-fn tcp_connections() -> Vec<(String, SocketAddrV4, SocketAddrV4)> {
-    let output = Command::new("ss")
-        .args(["-Htan"])
-        .output()
-        .expect("run `ss` (iproute2)");
-    assert!(output.status.success(), "ss failed: {output:?}");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| {
-            // State Recv-Q Send-Q Local:Port Peer:Port (a listener's peer is `0.0.0.0:*`)
-            let state = line.split_whitespace().next()?.to_owned();
-            let ends: Vec<SocketAddrV4> = line
-                .split_whitespace()
-                .filter_map(|field| field.parse().ok())
-                .collect();
-            match ends.as_slice() {
-                [local, peer] => Some((state, *local, *peer)),
-                _ => None,
-            }
-        })
-        .collect()
-}
 
 #[test]
 fn members_of_different_rooms_never_connect() {
@@ -91,7 +64,7 @@ fn members_of_different_rooms_never_connect() {
     let deadline = Instant::now() + SETTLE;
     let mut established_in_a_room = 0;
     loop {
-        for (state, local, peer) in tcp_connections() {
+        for TcpSocket { state, local, peer } in tcp_sockets_on_port(port) {
             let (Some(local_room), Some(peer_room)) =
                 (room_of.get(local.ip()), room_of.get(peer.ip()))
             else {

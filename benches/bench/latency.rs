@@ -17,7 +17,7 @@ pub(crate) fn part_latency(plan: &Plan, table: &mut Table) -> Result<(), String>
             chat: Figure::None("—".into()),
             floor: time_figure(samples.quantile(0.5)),
             one_way: None,
-            how: "std TcpStream 127.0.0.10 ↔ .11, 100 B".into(),
+            how: format!("std TcpStream {} ↔ {}, 100 B", lo(10), lo(11)),
         });
     }
     for members in [2u8, 4, 8, 16] {

@@ -14,6 +14,8 @@
 //! - [`hosts`] hands each test its own loopback addresses, and [`free_port`] (here) its
 //!   own port: together they keep tests on one machine apart.
 //! - [`clock`] reads the times the chat prints and the clock it reads them from.
+//! - [`sockets`] lists the kernel's TCP sockets (`ss`), to check connections from
+//!   outside the chat.
 //!
 //! What stays here is tiny and used by all: deciding whether the namespace tests can run
 //! at all ([`require_root`]), names that do not collide between tests running in parallel
@@ -30,6 +32,7 @@ pub mod lan;
 pub mod participant;
 pub mod process;
 pub mod routed;
+pub mod sockets;
 pub mod terminal;
 
 use std::collections::HashSet;
