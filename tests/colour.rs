@@ -4,6 +4,7 @@
 //! Each test takes its own port ([`free_port`]) and its own block of loopback
 //! addresses ([`Hosts`]), so nothing another test leaves behind is mistaken for one of
 //! its members. Waits are generous ([`EVENT_TIMEOUT`]) and nothing is timed.
+//!
 //! The terminal is a pseudo-terminal from util-linux `script` ([`common::terminal`]).
 
 #![cfg(target_os = "linux")]

@@ -5,6 +5,7 @@
 //! Each test takes its own port ([`free_port`]) and its own block of loopback
 //! addresses ([`Hosts`]), so nothing another test leaves behind is mistaken for one of
 //! its members. Waits are generous ([`EVENT_TIMEOUT`]) and nothing is timed.
+//!
 //! A "must not happen" check watches for [`SETTLE`] once the chat has settled, and is
 //! followed by something that must happen over the same path, which proves the member
 //! was listening.

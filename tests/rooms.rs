@@ -5,6 +5,7 @@
 //! Each test takes its own port ([`free_port`]) and its own block of loopback
 //! addresses ([`Hosts`]), so nothing another test leaves behind is mistaken for one of
 //! its members. Waits are generous ([`EVENT_TIMEOUT`]) and nothing is timed.
+//!
 //! The check that no connection crosses rooms reads the kernel's own list (`ss`), so
 //! this file needs Linux.
 
