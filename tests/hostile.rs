@@ -25,21 +25,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::clock::now_ms;
-use common::hosts::Hosts;
+use common::hosts::host;
 use common::process::{ChatProcess, member};
 use common::{EVENT_TIMEOUT, free_port, said};
 use p2pchat::protocol::{Announcement, Frame, PROTOCOL_VERSION, decode_frame};
 use p2pchat::tuning::{DEFAULT_ROOM, MAX_CONNECTIONS, REDIAL_INTERVAL};
 
-/// The members' addresses: host numbers in this file's block ([`Hosts`]).
+/// The members' addresses: host numbers in this file's block ([`host`]).
 const VICTIM: u8 = 2;
 const FRIEND: u8 = 3;
 const LATECOMER: u8 = 4;
-
-/// Address `n` of this file's block of loopback addresses.
-fn host(n: u8) -> Ipv4Addr {
-    Hosts::of_this_binary().addr(n)
-}
 
 /// The largest frame PROTOCOL.md allows, length prefix included.
 const MAX_FRAME_BYTES: usize = 16 * 1024;

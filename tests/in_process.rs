@@ -1,11 +1,12 @@
 //! Several members in one test process, talking over real sockets on loopback.
 //!
-//! Each member gets its own address, 127.0.B.x ([`Hosts`]), as it would have its own machine on a
+//! Each member gets its own address, 127.0.B.x, as it would have its own machine on a
 //! LAN; all the members of one test share a port that no other test uses. The port is
 //! what keeps tests apart: discovery listens on `0.0.0.0:PORT`, so two tests on one
 //! port would hear each other's announcements and join each other's chats. Every test
-//! also takes its own addresses, so that nothing one test leaves behind (a connection
-//! closing, a thread finishing) can be mistaken for another's member.
+//! also takes its own block of addresses ([`Hosts`]), so that nothing one test leaves
+//! behind (a connection closing, a thread finishing) can be mistaken for another's
+//! member, and so that its sockets are easy to pick out in `ss`.
 //!
 //! The tests prove *that* something happens (or that it does not), never how fast:
 //! they wait for events with a generous deadline, and check that something must not
@@ -61,7 +62,7 @@ fn is_membership_change(event: &Event) -> bool {
 }
 
 /// (sender's address, text) of each message, for comparing histories.
-fn said(messages: &[ChatMessage]) -> Vec<(Ipv4Addr, String)> {
+fn who_said_what(messages: &[ChatMessage]) -> Vec<(Ipv4Addr, String)> {
     messages
         .iter()
         .map(|m| (m.id.origin, m.text.clone()))
@@ -200,7 +201,7 @@ fn history_gives_a_late_joiner_what_was_said_before() {
         .iter()
         .map(|(speaker, text)| (hosts[*speaker], text.to_string()))
         .collect();
-    assert_eq!(said(&history), expected, "history: {history:#?}");
+    assert_eq!(who_said_what(&history), expected, "history: {history:#?}");
     let names: Vec<&str> = history.iter().map(|m| m.sender_name.as_str()).collect();
     assert_eq!(names, ["m0", "m0", "m1", "m1"]);
     late.node.leave();
@@ -233,7 +234,7 @@ fn history_keeps_the_order_of_a_conversation_that_goes_back_and_forth() {
     }
     wait_until_settled(&hosts, port);
     let history: Vec<ChatMessage> = late.node.history().into_iter().map(|e| e.message).collect();
-    assert_eq!(said(&history), expected, "history: {history:#?}");
+    assert_eq!(who_said_what(&history), expected, "history: {history:#?}");
     late.node.leave();
     members.iter().for_each(|m| m.node.leave());
 }

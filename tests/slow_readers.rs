@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::TcpStream;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
@@ -17,15 +17,10 @@ use p2pchat::protocol::{Frame, PROTOCOL_VERSION};
 use p2pchat::tuning::{DEFAULT_ROOM, PEER_TIMEOUT};
 use p2pchat::{Config, Event, Node};
 
-use common::hosts::Hosts;
+use common::hosts::host;
 use common::inbox::Inbox;
 use common::process::{CHAT_BINARY, ChatProcess};
 use common::{EVENT_TIMEOUT, free_port, said};
-
-/// Address `n` of this file's block of loopback addresses.
-fn host(n: u8) -> Ipv4Addr {
-    Hosts::of_this_binary().addr(n)
-}
 
 fn config(last_octet: u8, name: &str, port: u16) -> Config {
     Config {

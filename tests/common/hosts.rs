@@ -16,7 +16,7 @@
 
 use std::net::Ipv4Addr;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A block of loopback addresses, 127.0.B.1 to 127.0.B.254, for one test.
 #[derive(Clone, Copy, Debug)]
@@ -27,13 +27,12 @@ pub struct Hosts {
 impl Hosts {
     /// A block no other test in this process has taken.
     pub fn fresh() -> Hosts {
-        static NEXT_BLOCK: AtomicU8 = AtomicU8::new(1);
+        static NEXT_BLOCK: AtomicU32 = AtomicU32::new(1);
         let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed);
-        assert!(
-            (1..=254).contains(&block),
-            "ran out of 127.0.B.0/24 blocks: one test binary has over 254 tests"
-        );
-        Hosts { block }
+        match u8::try_from(block) {
+            Ok(block @ 1..=254) => Hosts { block },
+            _ => panic!("ran out of 127.0.B.0/24 blocks: one test binary took over 254"),
+        }
     }
 
     /// One block for the whole test binary, taken on first use: for a file whose tests
@@ -54,4 +53,10 @@ impl Hosts {
         let count = u8::try_from(count).expect("at most 254 hosts in a block");
         (1..=count).map(|n| self.addr(n)).collect()
     }
+}
+
+/// Address `n` of this test binary's block ([`Hosts::of_this_binary`]): for files whose
+/// tests tell their members apart by number (and by port).
+pub fn host(n: u8) -> Ipv4Addr {
+    Hosts::of_this_binary().addr(n)
 }

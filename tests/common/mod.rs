@@ -1,14 +1,16 @@
 //! Helpers shared by the integration tests.
 //!
 //! Each file in `tests/` is compiled as its own test binary and pulls this module in with
-//! `mod common;`. The heavy parts live in submodules:
+//! `mod common;`; the benchmark (`benches/bench`) pulls it in too, by path, so the tests
+//! and the bench share one test bed. The heavy parts live in submodules:
 //!
 //! - [`process`] starts the real `p2pchat` binary, feeds its stdin and waits for lines on
 //!   its stdout, so a test reads like a conversation with a user at a terminal.
 //! - [`lan`] builds a small virtual Ethernet (network namespaces joined by a bridge) so
 //!   that several members can run on one machine, each with its own address, and so that
-//!   faults a real LAN has (a pulled cable, a lossy link) can be injected.
-//!
+//!   faults a real LAN has (a pulled cable, a lossy link) can be injected; [`routed`]
+//!   joins two of them by a router.
+//! - [`terminal`] puts the chat on a pseudo-terminal, for what only a terminal shows.
 //! - [`participant`] is a member started in the test's own process, whose events the
 //!   test waits for ([`inbox`] keeps them).
 //! - [`hosts`] hands each test its own loopback addresses, and [`free_port`] (here) its
