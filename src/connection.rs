@@ -427,7 +427,7 @@ fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> (bool, bool)
     }
     if let Some(member) = joined {
         shared.emit(Event::Joined(member));
-        tell_members(shared);
+        tell_members(shared, link);
     }
     let keep = !matches!(
         admission,
@@ -521,20 +521,21 @@ fn confirm(shared: &Shared, peer: &PeerIdentity, link: &Link) {
     let joined = shared.state().peers.announce(peer.addr, link);
     if let Some(member) = joined {
         shared.emit(Event::Joined(member));
-        tell_members(shared);
+        tell_members(shared, link);
     }
 }
 
-/// Tells every member whom we are connected to, now that someone joined: the
-/// newcomer learns of everyone else, and everyone else of the newcomer, so one known
+/// Tells a member that just joined whom else we are connected to, so that one known
 /// address is enough for the whole mesh to form where broadcast does not reach.
-fn tell_members(shared: &Shared) {
-    let queued = {
-        let state = shared.state();
-        let members = state.peers.member_addresses();
-        state.queue_to_all(Frame::Members { members })
-    };
-    shared.deliver(queued);
+///
+/// Only the newcomer needs the list. The others learn of it when it dials them, and
+/// since the member at the other end does the same, every new connection carries a
+/// list each way: whichever of two connections through a common member comes second
+/// carries the news of the first. Sending the whole list to everyone on every join
+/// would cost N frames of N entries per join, N³ dial checks for a mesh of N.
+fn tell_members(shared: &Shared, newcomer: &Link) {
+    let members = shared.state().peers.member_addresses();
+    shared.send_frame(newcomer, &Frame::Members { members });
 }
 
 /// What a connection remembers of its conversation, beyond who is at the other end.

@@ -123,7 +123,7 @@ impl Discovery {
 /// A UDP socket on `0.0.0.0:port` that shares the port with other members on this
 /// machine (`SO_REUSEADDR`, and `SO_REUSEPORT` where the system needs it, set before
 /// `bind`: see [`crate::platform`]).
-pub fn bind_shared_listener(port: u16) -> io::Result<UdpSocket> {
+fn bind_shared_listener(port: u16) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     share_udp_port(&socket)?;
     socket.bind(&SockAddr::from(SocketAddrV4::new(

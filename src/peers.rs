@@ -429,9 +429,352 @@ impl PeerMap {
 mod tests {
     use super::Direction::{Inbound, Outbound};
     use super::*;
+    use crate::link::loopback_pair;
 
     const LOW: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const HIGH: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const FIRST_RUN: u64 = 1;
+    const SECOND_RUN: u64 = 2;
+
+    /// A real connection's writing side, as seen from our end. The PeerMap never does
+    /// I/O on it; the socket only has to exist (the far end is dropped at once).
+    fn link(direction: Direction, peer: Ipv4Addr) -> Arc<Link> {
+        let (ours, _theirs) = loopback_pair();
+        let (link, _reader) = Link::new(direction, peer, ours).expect("a link");
+        Arc::new(link)
+    }
+
+    fn identity(addr: Ipv4Addr, instance: u64) -> PeerIdentity {
+        PeerIdentity {
+            addr,
+            port: 4000,
+            instance,
+            name: format!("run {instance}"),
+        }
+    }
+
+    /// A map at `me` with the member at `peer` (first run) installed over `direction`,
+    /// and shown as joined.
+    fn with_installed(me: Ipv4Addr, peer: Ipv4Addr, direction: Direction) -> (PeerMap, Arc<Link>) {
+        let mut map = PeerMap::new(me);
+        let installed = link(direction, peer);
+        assert!(matches!(
+            map.admit(identity(peer, FIRST_RUN), installed.clone()),
+            Admission::Joined
+        ));
+        assert!(map.announce(peer, &installed).is_some());
+        (map, installed)
+    }
+
+    fn installed_link_id(map: &PeerMap, addr: Ipv4Addr) -> Option<u64> {
+        map.get(addr).map(|peer| peer.link.id())
+    }
+
+    // ---- admit ---------------------------------------------------------------------
+
+    #[test]
+    fn a_first_connection_to_a_member_joins_it() {
+        for (me, peer) in [(LOW, HIGH), (HIGH, LOW)] {
+            for direction in [Inbound, Outbound] {
+                let mut map = PeerMap::new(me);
+                let new = link(direction, peer);
+                assert!(matches!(
+                    map.admit(identity(peer, FIRST_RUN), new.clone()),
+                    Admission::Joined
+                ));
+                assert_eq!(installed_link_id(&map, peer), Some(new.id()));
+                assert!(map.is_connected(peer));
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_is_admitted_after_leaving() {
+        let mut map = PeerMap::new(LOW);
+        assert!(map.close().is_empty());
+        assert!(matches!(
+            map.admit(identity(HIGH, FIRST_RUN), link(Outbound, HIGH)),
+            Admission::Closed
+        ));
+        assert!(!map.is_connected(HIGH));
+    }
+
+    #[test]
+    fn the_lower_member_declines_an_inbound_connection_while_its_own_dial_is_on_the_way() {
+        let mut map = PeerMap::new(LOW);
+        assert!(map.reserve_dial(HIGH, Some(FIRST_RUN)));
+        assert!(matches!(
+            map.admit(identity(HIGH, FIRST_RUN), link(Inbound, HIGH)),
+            Admission::Surplus { close_new: true }
+        ));
+        assert!(
+            !map.is_connected(HIGH),
+            "the declined connection was installed"
+        );
+        // Its own dial, the winner, is then installed as the member's first connection.
+        let own = link(Outbound, HIGH);
+        assert!(matches!(
+            map.admit(identity(HIGH, FIRST_RUN), own.clone()),
+            Admission::Joined
+        ));
+        assert_eq!(installed_link_id(&map, HIGH), Some(own.id()));
+    }
+
+    #[test]
+    fn the_higher_member_installs_an_inbound_connection_even_while_dialing() {
+        // The higher member's own dial would lose (rule 1): it must not decline the
+        // lower member's connection, the winner.
+        let mut map = PeerMap::new(HIGH);
+        assert!(map.reserve_dial(LOW, Some(FIRST_RUN)));
+        let winner = link(Inbound, LOW);
+        assert!(matches!(
+            map.admit(identity(LOW, FIRST_RUN), winner.clone()),
+            Admission::Joined
+        ));
+        assert_eq!(installed_link_id(&map, LOW), Some(winner.id()));
+    }
+
+    #[test]
+    fn the_lower_member_installs_an_inbound_connection_when_it_is_not_dialing() {
+        let mut map = PeerMap::new(LOW);
+        assert!(matches!(
+            map.admit(identity(HIGH, FIRST_RUN), link(Inbound, HIGH)),
+            Admission::Joined
+        ));
+    }
+
+    #[test]
+    fn a_winner_arriving_second_replaces_the_loser_and_only_the_lower_member_closes_it() {
+        // LOW dialed HIGH: LOW's Outbound, HIGH's Inbound. Each end first installed the
+        // other connection, the loser.
+        for (me, peer, loser, winner, lower_closes) in [
+            (LOW, HIGH, Inbound, Outbound, true),
+            (HIGH, LOW, Outbound, Inbound, false),
+        ] {
+            let (mut map, old) = with_installed(me, peer, loser);
+            let new = link(winner, peer);
+            match map.admit(identity(peer, FIRST_RUN), new.clone()) {
+                Admission::Replaced {
+                    old: replaced,
+                    close_old,
+                } => {
+                    assert_eq!(replaced.id(), old.id());
+                    assert_eq!(close_old, lower_closes, "close_old at {me}");
+                }
+                _ => panic!("the winner did not replace the loser at {me}"),
+            }
+            assert_eq!(installed_link_id(&map, peer), Some(new.id()));
+            // The member was shown as joined once; the swap is silent.
+            assert!(
+                map.announce(peer, &new).is_none(),
+                "joined shown twice at {me}"
+            );
+            assert_eq!(map.members().len(), 1);
+        }
+    }
+
+    #[test]
+    fn a_loser_arriving_second_is_surplus_and_only_the_lower_member_closes_it() {
+        for (me, peer, winner, loser, lower_closes) in [
+            (LOW, HIGH, Outbound, Inbound, true),
+            (HIGH, LOW, Inbound, Outbound, false),
+        ] {
+            let (mut map, installed) = with_installed(me, peer, winner);
+            let new = link(loser, peer);
+            assert!(
+                matches!(
+                    map.admit(identity(peer, FIRST_RUN), new),
+                    Admission::Surplus { close_new } if close_new == lower_closes
+                ),
+                "at {me}"
+            );
+            assert_eq!(installed_link_id(&map, peer), Some(installed.id()));
+        }
+    }
+
+    #[test]
+    fn a_new_run_at_a_known_address_replaces_the_old_run() {
+        for direction in [Inbound, Outbound] {
+            let (mut map, old) = with_installed(LOW, HIGH, Outbound);
+            let new = link(direction, HIGH);
+            match map.admit(identity(HIGH, SECOND_RUN), new.clone()) {
+                Admission::Restarted { old: gone } => {
+                    assert_eq!(gone.link.id(), old.id());
+                    assert_eq!(gone.identity.instance, FIRST_RUN);
+                    assert!(
+                        gone.announced,
+                        "the old run was shown, so it is shown to leave"
+                    );
+                }
+                _ => panic!("a new run was not taken as a restart"),
+            }
+            assert_eq!(installed_link_id(&map, HIGH), Some(new.id()));
+            // The new run is a new arrival: it is shown to join.
+            assert!(map.announce(HIGH, &new).is_some());
+        }
+    }
+
+    // ---- remove_if_current --------------------------------------------------------
+
+    #[test]
+    fn the_end_of_the_installed_connection_is_a_departure() {
+        let (mut map, installed) = with_installed(LOW, HIGH, Outbound);
+        let gone = map
+            .remove_if_current(HIGH, &installed)
+            .expect("a departure");
+        assert_eq!(gone.identity, identity(HIGH, FIRST_RUN));
+        assert!(gone.announced);
+        assert!(!map.is_connected(HIGH));
+        assert!(map.members().is_empty());
+    }
+
+    #[test]
+    fn the_end_of_a_replaced_or_surplus_connection_is_not_a_departure() {
+        // Replaced: the loser's end arrives after the winner took its place.
+        let (mut map, loser) = with_installed(LOW, HIGH, Inbound);
+        let winner = link(Outbound, HIGH);
+        map.admit(identity(HIGH, FIRST_RUN), winner.clone());
+        assert!(map.remove_if_current(HIGH, &loser).is_none());
+        assert_eq!(installed_link_id(&map, HIGH), Some(winner.id()));
+
+        // Surplus, at the lower member: never kept, its end changes nothing.
+        let surplus = link(Inbound, HIGH);
+        map.admit(identity(HIGH, FIRST_RUN), surplus.clone());
+        assert!(map.remove_if_current(HIGH, &surplus).is_none());
+        assert_eq!(installed_link_id(&map, HIGH), Some(winner.id()));
+    }
+
+    #[test]
+    fn the_end_of_a_connection_to_an_unknown_address_changes_nothing() {
+        let (mut map, _installed) = with_installed(LOW, HIGH, Outbound);
+        let stranger = Ipv4Addr::new(10, 0, 0, 3);
+        assert!(
+            map.remove_if_current(stranger, &link(Inbound, stranger))
+                .is_none()
+        );
+        assert!(map.is_connected(HIGH));
+    }
+
+    #[test]
+    fn the_end_of_an_old_run_s_connection_is_not_the_new_run_s_departure() {
+        let (mut map, old) = with_installed(LOW, HIGH, Outbound);
+        let new = link(Inbound, HIGH);
+        map.admit(identity(HIGH, SECOND_RUN), new.clone());
+        assert!(map.remove_if_current(HIGH, &old).is_none());
+        assert_eq!(installed_link_id(&map, HIGH), Some(new.id()));
+    }
+
+    // ---- standby (the higher member keeps a surplus connection at hand) -----------
+
+    #[test]
+    fn the_higher_member_keeps_a_surplus_connection_on_standby_and_the_lower_does_not() {
+        // At HIGH, LOW's dial (Inbound) wins; HIGH's own (Outbound) is surplus, kept.
+        let (mut map, installed) = with_installed(HIGH, LOW, Inbound);
+        let surplus = link(Outbound, LOW);
+        map.admit(identity(LOW, FIRST_RUN), surplus.clone());
+        assert!(
+            map.standby
+                .get(&LOW)
+                .is_some_and(|p| p.link.id() == surplus.id())
+        );
+        // When the installed one ends, the standby takes over silently, still shown.
+        assert!(map.remove_if_current(LOW, &installed).is_none());
+        assert_eq!(installed_link_id(&map, LOW), Some(surplus.id()));
+        assert!(map.get(LOW).is_some_and(|p| p.announced));
+        assert!(map.announce(LOW, &surplus).is_none(), "joined shown again");
+        assert!(map.standby.is_empty());
+        // And when that one ends too, the member has left.
+        assert!(map.remove_if_current(LOW, &surplus).is_some());
+
+        // At LOW the surplus is closed, never kept: no standby.
+        let (mut map, _installed) = with_installed(LOW, HIGH, Outbound);
+        map.admit(identity(HIGH, FIRST_RUN), link(Inbound, HIGH));
+        assert!(map.standby.is_empty());
+    }
+
+    #[test]
+    fn a_standby_connection_that_ends_first_is_forgotten_and_the_installed_one_stays() {
+        let (mut map, installed) = with_installed(HIGH, LOW, Inbound);
+        let surplus = link(Outbound, LOW);
+        map.admit(identity(LOW, FIRST_RUN), surplus.clone());
+        assert!(map.remove_if_current(LOW, &surplus).is_none());
+        assert!(map.standby.is_empty());
+        assert_eq!(installed_link_id(&map, LOW), Some(installed.id()));
+        // With no standby left, the installed one's end is a departure.
+        assert!(map.remove_if_current(LOW, &installed).is_some());
+    }
+
+    #[test]
+    fn a_standby_of_an_old_run_does_not_take_over_for_a_new_run() {
+        let (mut map, _old_installed) = with_installed(HIGH, LOW, Inbound);
+        map.admit(identity(LOW, FIRST_RUN), link(Outbound, LOW));
+        assert!(!map.standby.is_empty());
+        // LOW restarts; its new run's connection ends while the old standby is open.
+        let new = link(Inbound, LOW);
+        assert!(matches!(
+            map.admit(identity(LOW, SECOND_RUN), new.clone()),
+            Admission::Restarted { .. }
+        ));
+        map.announce(LOW, &new);
+        let gone = map.remove_if_current(LOW, &new).expect("the new run left");
+        assert_eq!(gone.identity.instance, SECOND_RUN);
+        assert!(!map.is_connected(LOW), "the old run's standby took over");
+        assert!(map.standby.is_empty());
+    }
+
+    // ---- dialing, threads, leaving -------------------------------------------------
+
+    #[test]
+    fn a_dial_is_refused_when_connected_to_that_run_already_dialing_or_leaving() {
+        let (mut map, _installed) = with_installed(LOW, HIGH, Outbound);
+        assert!(
+            !map.reserve_dial(HIGH, Some(FIRST_RUN)),
+            "connected to that run"
+        );
+        assert!(!map.reserve_dial(HIGH, None), "connected to some run");
+        assert!(
+            map.reserve_dial(HIGH, Some(SECOND_RUN)),
+            "a new run is dialed"
+        );
+        assert!(!map.reserve_dial(HIGH, Some(SECOND_RUN)), "already dialing");
+        map.release(Some(HIGH));
+        assert!(map.reserve_dial(HIGH, Some(SECOND_RUN)), "dialable again");
+        map.close();
+        let other = Ipv4Addr::new(10, 0, 0, 3);
+        assert!(!map.reserve_dial(other, None), "leaving");
+        assert!(!map.reserve_thread(), "leaving");
+        assert!(!map.open(&link(Inbound, other)), "leaving");
+    }
+
+    #[test]
+    fn no_more_than_max_connections_threads_run() {
+        let mut map = PeerMap::new(LOW);
+        for _ in 0..MAX_CONNECTIONS {
+            assert!(map.reserve_thread());
+        }
+        assert!(!map.reserve_thread());
+        assert!(!map.reserve_dial(HIGH, None));
+        map.release(None);
+        assert!(map.reserve_dial(HIGH, None));
+    }
+
+    #[test]
+    fn joined_is_shown_once_and_only_for_the_installed_connection() {
+        let mut map = PeerMap::new(HIGH);
+        let installed = link(Inbound, LOW);
+        map.admit(identity(LOW, FIRST_RUN), installed.clone());
+        assert!(
+            map.members().is_empty(),
+            "listed before it was shown to join"
+        );
+        assert!(map.announce(LOW, &link(Outbound, LOW)).is_none());
+        assert_eq!(
+            map.announce(LOW, &installed),
+            Some(identity(LOW, FIRST_RUN).member())
+        );
+        assert!(map.announce(LOW, &installed).is_none());
+        assert_eq!(map.members(), [identity(LOW, FIRST_RUN).member()]);
+    }
 
     #[test]
     fn both_ends_keep_the_connection_dialed_by_the_lower_address() {

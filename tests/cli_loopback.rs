@@ -1,9 +1,9 @@
 //! The real `p2pchat` binary on loopback: several members on one machine, each on its
-//! own 127.0.0.x address, driven through stdin and read from stdout as a user would.
+//! own loopback address, driven through stdin and read from stdout as a user would.
 //!
 //! Every test takes its own port from [`free_port`] (discovery listens on `0.0.0.0:PORT`,
-//! so two tests on one port would hear each other's members) and its own range of
-//! 127.0.0.x addresses: test N uses 127.0.0.N0 to 127.0.0.N9.
+//! so two tests on one port would hear each other's members) and its own block of
+//! loopback addresses, 127.0.B.x ([`Hosts`]).
 //!
 //! Tests wait for events with the generous [`EVENT_TIMEOUT`] and never assert on how
 //! fast something happened. "Must not happen" checks look after the system settled,
@@ -13,11 +13,14 @@
 mod common;
 
 use std::io::{Read, Write};
+use std::net::Ipv4Addr;
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::process::ChatProcess;
+use common::clock::{clock_difference, local_seconds_of_day, split_message_line};
+use common::hosts::Hosts;
+use common::process::{ChatProcess, member, wait_until_all_joined};
 use common::{EVENT_TIMEOUT, free_port};
 
 /// The banner the issue specifies, line by line.
@@ -43,33 +46,13 @@ const QUIET_WINDOW: Duration = Duration::from_millis(1500);
 /// chat truncates to whole seconds, as `date` does; the slack covers a second boundary.
 const CLOCK_TOLERANCE_SECS: i64 = 2;
 
-const SECONDS_PER_DAY: i64 = 24 * 60 * 60;
-
 /// A pause longer than the chat's one-millisecond send-time resolution, so that a
 /// message sent after it carries a later send time than one seen before it.
 const DISTINCT_SEND_TIME: Duration = Duration::from_millis(5);
 
-/// Starts one member on `host` with `name`, on this test's `port`.
-fn member(port: u16, host: &str, name: &str) -> ChatProcess {
-    let port = port.to_string();
-    ChatProcess::spawn(&["--port", &port, host, name]).with_label(name)
-}
-
 /// How many times `process` printed exactly `line`.
 fn count_exact(process: &ChatProcess, line: &str) -> usize {
     process.count_lines(|l| l == line)
-}
-
-/// Waits until every member printed "<Name> joined chat" for every other member.
-#[track_caller]
-fn wait_until_all_joined(members: &[(&ChatProcess, &str)]) {
-    for (process, own_name) in members {
-        for (_, name) in members {
-            if name != own_name {
-                process.wait_for_exact(&format!("{name} joined chat"));
-            }
-        }
-    }
 }
 
 /// Waits for the process to exit and checks it exited with `code`.
@@ -86,51 +69,6 @@ fn assert_exit_code(process: &mut ChatProcess, code: i32) -> ExitStatus {
     status
 }
 
-/// `hh:mm:ss` as seconds since midnight.
-fn seconds_of_day(clock: &str) -> Option<i64> {
-    let bytes = clock.as_bytes();
-    if bytes.len() != 8 || bytes[2] != b':' || bytes[5] != b':' {
-        return None;
-    }
-    let field = |range: std::ops::Range<usize>| -> Option<i64> {
-        let text = clock.get(range)?;
-        if !text.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        text.parse().ok()
-    };
-    let (h, m, s) = (field(0..2)?, field(3..5)?, field(6..8)?);
-    (h < 24 && m < 60 && s < 61).then_some(h * 3600 + m * 60 + s)
-}
-
-/// The local time now, as `date` (and so the chat, in the same time zone) sees it.
-fn local_seconds_of_day() -> i64 {
-    let output = Command::new("date")
-        .arg("+%H:%M:%S")
-        .output()
-        .expect("run `date`");
-    let text = String::from_utf8_lossy(&output.stdout);
-    seconds_of_day(text.trim()).unwrap_or_else(|| panic!("`date` printed {text:?}"))
-}
-
-/// `later - earlier` on a 24-hour clock face, in (-12 h, 12 h]: 23:59:59 to 00:00:01
-/// is +2 s, not almost a day back.
-fn clock_difference(later: i64, earlier: i64) -> i64 {
-    let difference = (later - earlier).rem_euclid(SECONDS_PER_DAY);
-    if difference > SECONDS_PER_DAY / 2 {
-        difference - SECONDS_PER_DAY
-    } else {
-        difference
-    }
-}
-
-/// Splits a message line `hh:mm:ss Name: text` into its time and the rest.
-fn split_message_line(line: &str) -> Option<(i64, &str)> {
-    let clock = line.get(..8)?;
-    let rest = line.get(8..)?.strip_prefix(' ')?;
-    Some((seconds_of_day(clock)?, rest))
-}
-
 /// Whether `line` is the chat message `text` from `name`, with any time.
 fn is_message(line: &str, name: &str, text: &str) -> bool {
     split_message_line(line).is_some_and(|(_, rest)| rest == format!("{name}: {text}"))
@@ -145,18 +83,18 @@ fn wait_for_message(process: &ChatProcess, name: &str, text: &str) {
     );
 }
 
-/// Two members on `port` at `hosts`, joined to each other.
-fn joined_pair(port: u16, hosts: [&str; 2], names: [&str; 2]) -> (ChatProcess, ChatProcess) {
-    let first = member(port, hosts[0], names[0]);
-    let second = member(port, hosts[1], names[1]);
-    wait_until_all_joined(&[(&first, names[0]), (&second, names[1])]);
+/// Two members on `port` at the first two addresses of `hosts`, joined to each other.
+fn joined_pair(port: u16, hosts: &Hosts, names: [&str; 2]) -> (ChatProcess, ChatProcess) {
+    let first = member(port, hosts.addr(1), names[0], &[]);
+    let second = member(port, hosts.addr(2), names[1], &[]);
+    wait_until_all_joined(&[(&first, names[0]), (&second, names[1])], EVENT_TIMEOUT);
     (first, second)
 }
 
 #[test]
 fn banner_is_printed_exactly_at_start() {
     let port = free_port();
-    let mut alone = member(port, "127.0.0.10", "Alex");
+    let mut alone = member(port, Hosts::fresh().addr(1), "Alex", &[]);
 
     alone.wait_for_count("seven lines", |_| true, BANNER.len());
     let lines = alone.stdout_lines();
@@ -175,17 +113,19 @@ fn banner_is_printed_exactly_at_start() {
 fn members_join_and_chat_with_the_senders_time() {
     let port = free_port();
     let names = ["Zoë Ünal", "Ana María", "李 小龍"];
-    let hosts = ["127.0.0.21", "127.0.0.22", "127.0.0.23"];
-    let members: Vec<ChatProcess> = (0..3).map(|i| member(port, hosts[i], names[i])).collect();
+    let hosts = Hosts::fresh().first(3);
+    let members: Vec<ChatProcess> = (0..3)
+        .map(|i| member(port, hosts[i], names[i], &[]))
+        .collect();
     let pairs: Vec<(&ChatProcess, &str)> = members.iter().zip(names).collect();
-    wait_until_all_joined(&pairs);
+    wait_until_all_joined(&pairs, EVENT_TIMEOUT);
 
     let texts = [
         "Hello, it's ME!",
         "¡Hola! ¿Qué tal? 😀",
         "你好, all   three spaces",
     ];
-    let before = local_seconds_of_day();
+    let before = local_seconds_of_day(None);
     for (sender, text) in members.iter().zip(texts) {
         sender.send_line(text);
     }
@@ -194,7 +134,7 @@ fn members_join_and_chat_with_the_senders_time() {
             wait_for_message(receiver, name, text);
         }
     }
-    let after = local_seconds_of_day();
+    let after = local_seconds_of_day(None);
 
     for receiver in &members {
         for (name, text) in names.iter().zip(texts) {
@@ -242,10 +182,12 @@ fn members_join_and_chat_with_the_senders_time() {
 fn members_command_lists_everyone_with_addresses() {
     let port = free_port();
     let names = ["Zoë Ünal", "Bo", "Chidi Okeke"];
-    let hosts = ["127.0.0.31", "127.0.0.32", "127.0.0.33"];
-    let members: Vec<ChatProcess> = (0..3).map(|i| member(port, hosts[i], names[i])).collect();
+    let hosts = Hosts::fresh().first(3);
+    let members: Vec<ChatProcess> = (0..3)
+        .map(|i| member(port, hosts[i], names[i], &[]))
+        .collect();
     let pairs: Vec<(&ChatProcess, &str)> = members.iter().zip(names).collect();
-    wait_until_all_joined(&pairs);
+    wait_until_all_joined(&pairs, EVENT_TIMEOUT);
 
     let asker = &members[0];
     asker.send_line("/members");
@@ -263,17 +205,18 @@ fn members_command_lists_everyone_with_addresses() {
     let lines = asker.stdout_lines();
     let mut listed: Vec<&str> = lines[start..start + 3].iter().map(String::as_str).collect();
     listed.sort_unstable();
-    let mut expected = vec![
-        "Zoë Ünal: 127.0.0.31 (you)",
-        "Bo: 127.0.0.32",
-        "Chidi Okeke: 127.0.0.33",
+    let expected_lines = [
+        format!("Zoë Ünal: {} (you)", hosts[0]),
+        format!("Bo: {}", hosts[1]),
+        format!("Chidi Okeke: {}", hosts[2]),
     ];
+    let mut expected: Vec<&str> = expected_lines.iter().map(String::as_str).collect();
     expected.sort_unstable();
     assert_eq!(listed, expected, "{}", asker.transcript());
     assert!(
         !lines[start + 3..]
             .iter()
-            .any(|line| line.contains(": 127.0.0.")),
+            .any(|line| line.contains(": 127.0.")),
         "more member lines than members\n{}",
         asker.transcript()
     );
@@ -281,8 +224,9 @@ fn members_command_lists_everyone_with_addresses() {
 
 #[test]
 fn a_late_joiner_gets_the_history() {
+    let block = Hosts::fresh();
     let port = free_port();
-    let (ann, bob) = joined_pair(port, ["127.0.0.41", "127.0.0.42"], ["Ann", "Bob Ø"]);
+    let (ann, bob) = joined_pair(port, &block, ["Ann", "Bob Ø"]);
     let said = [
         (&ann, "Ann", "first, from Ann"),
         (&bob, "Bob Ø", "second, from Bob"),
@@ -299,8 +243,11 @@ fn a_late_joiner_gets_the_history() {
         thread::sleep(DISTINCT_SEND_TIME);
     }
 
-    let cleo = member(port, "127.0.0.43", "Cleo");
-    wait_until_all_joined(&[(&ann, "Ann"), (&bob, "Bob Ø"), (&cleo, "Cleo")]);
+    let cleo = member(port, block.addr(3), "Cleo", &[]);
+    wait_until_all_joined(
+        &[(&ann, "Ann"), (&bob, "Bob Ø"), (&cleo, "Cleo")],
+        EVENT_TIMEOUT,
+    );
     cleo.send_line("/history");
 
     let ann_lines = ann.stdout_lines();
@@ -339,17 +286,17 @@ fn a_late_joiner_gets_the_history() {
 /// every other member must print its "left" line exactly once.
 fn leaving_is_seen_by_the_others(
     port: u16,
-    hosts: &[&str],
+    hosts: &[Ipv4Addr],
     names: &[&str],
     leave: impl FnOnce(&mut ChatProcess),
 ) {
     let mut members: Vec<ChatProcess> = hosts
         .iter()
         .zip(names)
-        .map(|(host, name)| member(port, host, name))
+        .map(|(host, name)| member(port, *host, name, &[]))
         .collect();
     let pairs: Vec<(&ChatProcess, &str)> = members.iter().zip(names.iter().copied()).collect();
-    wait_until_all_joined(&pairs);
+    wait_until_all_joined(&pairs, EVENT_TIMEOUT);
 
     let (leaver, others) = members.split_first_mut().expect("at least two members");
     leave(leaver);
@@ -375,7 +322,7 @@ fn leaving_is_seen_by_the_others(
 fn exit_command_leaves_and_others_see_it() {
     leaving_is_seen_by_the_others(
         free_port(),
-        &["127.0.0.51", "127.0.0.52", "127.0.0.53"],
+        &Hosts::fresh().first(3),
         &["Zoë Ünal", "Bo", "Cy"],
         |leaver| leaver.send_line("/exit"),
     );
@@ -385,7 +332,7 @@ fn exit_command_leaves_and_others_see_it() {
 fn ctrl_c_leaves_and_others_see_it() {
     leaving_is_seen_by_the_others(
         free_port(),
-        &["127.0.0.61", "127.0.0.62"],
+        &Hosts::fresh().first(2),
         &["Ann Interrupt", "Bo"],
         |leaver| leaver.signal("INT"),
     );
@@ -395,7 +342,7 @@ fn ctrl_c_leaves_and_others_see_it() {
 fn sigterm_leaves_and_others_see_it() {
     leaving_is_seen_by_the_others(
         free_port(),
-        &["127.0.0.65", "127.0.0.66"],
+        &Hosts::fresh().first(2),
         &["Ann Terminated", "Bo"],
         |leaver| leaver.signal("TERM"),
     );
@@ -405,7 +352,7 @@ fn sigterm_leaves_and_others_see_it() {
 fn end_of_input_leaves_and_others_see_it() {
     leaving_is_seen_by_the_others(
         free_port(),
-        &["127.0.0.71", "127.0.0.72"],
+        &Hosts::fresh().first(2),
         &["Ann Ctrl-D", "Bo"],
         ChatProcess::close_stdin,
     );
@@ -416,10 +363,12 @@ fn lines_typed_before_leaving_all_arrive() {
     const LINES: usize = 100;
     let port = free_port();
     let names = ["Piper", "Bo", "Cy"];
-    let hosts = ["127.0.0.81", "127.0.0.82", "127.0.0.83"];
-    let mut members: Vec<ChatProcess> = (0..3).map(|i| member(port, hosts[i], names[i])).collect();
+    let hosts = Hosts::fresh().first(3);
+    let mut members: Vec<ChatProcess> = (0..3)
+        .map(|i| member(port, hosts[i], names[i], &[]))
+        .collect();
     let pairs: Vec<(&ChatProcess, &str)> = members.iter().zip(names).collect();
-    wait_until_all_joined(&pairs);
+    wait_until_all_joined(&pairs, EVENT_TIMEOUT);
 
     let texts: Vec<String> = (1..=LINES)
         .map(|i| format!("line {i} of {LINES}"))
@@ -465,12 +414,13 @@ fn lines_typed_before_leaving_all_arrive() {
 
 #[test]
 fn a_second_member_on_the_same_host_is_refused() {
+    let block = Hosts::fresh();
     let port = free_port();
-    let first = member(port, "127.0.0.91", "First");
+    let first = member(port, block.addr(1), "First", &[]);
     // The banner is printed once the member holds its address and port.
     first.wait_for_exact(BANNER[BANNER.len() - 1]);
 
-    let mut second = member(port, "127.0.0.91", "Second");
+    let mut second = member(port, block.addr(1), "Second", &[]);
     assert_exit_code(&mut second, 1);
     let stderr = second.stderr_lines().join("\n");
     assert!(
@@ -479,8 +429,8 @@ fn a_second_member_on_the_same_host_is_refused() {
         second.transcript()
     );
 
-    let other = member(port, "127.0.0.92", "Other");
-    wait_until_all_joined(&[(&first, "First"), (&other, "Other")]);
+    let other = member(port, block.addr(2), "Other", &[]);
+    wait_until_all_joined(&[(&first, "First"), (&other, "Other")], EVENT_TIMEOUT);
     first.send_line("still here");
     wait_for_message(&other, "First", "still here");
     wait_for_message(&first, "First", "still here");
@@ -495,7 +445,7 @@ fn a_second_member_on_the_same_host_is_refused() {
 #[test]
 fn an_address_not_on_this_machine_is_refused_with_advice() {
     let port = free_port();
-    let mut stranger = member(port, "198.18.0.99", "Stranger");
+    let mut stranger = member(port, Ipv4Addr::new(198, 18, 0, 99), "Stranger", &[]);
     assert_exit_code(&mut stranger, 1);
     let stderr = stranger.stderr_lines().join("\n");
     assert!(
@@ -521,7 +471,8 @@ fn run_to_exit(args: &[&str]) -> (ChatProcess, ExitStatus) {
 #[test]
 fn usage_errors_exit_2_with_the_usage() {
     let port = free_port().to_string();
-    let host = "127.0.0.111";
+    let host = Hosts::fresh().addr(1).to_string();
+    let host = host.as_str();
     let too_long = "x".repeat(33);
     let cases: [&[&str]; 7] = [
         &[],
@@ -574,8 +525,9 @@ fn usage_errors_exit_2_with_the_usage() {
 
 #[test]
 fn unknown_command_is_not_sent() {
+    let block = Hosts::fresh();
     let port = free_port();
-    let (typer, reader) = joined_pair(port, ["127.0.0.121", "127.0.0.122"], ["Typo", "Reader"]);
+    let (typer, reader) = joined_pair(port, &block, ["Typo", "Reader"]);
 
     typer.send_line("/foo bar");
     typer.wait_for_count(
@@ -604,7 +556,7 @@ fn unknown_command_is_not_sent() {
 #[test]
 fn help_shows_the_banner_again() {
     let port = free_port();
-    let alone = member(port, "127.0.0.131", "Alex");
+    let alone = member(port, Hosts::fresh().addr(1), "Alex", &[]);
     alone.wait_for_exact(BANNER[BANNER.len() - 1]);
 
     alone.send_line("/help");
@@ -628,10 +580,12 @@ fn help_shows_the_banner_again() {
 fn hooray_reaches_everyone_naming_the_sender() {
     let port = free_port();
     let names = ["Zoë Ünal", "Bo", "Cy"];
-    let hosts = ["127.0.0.135", "127.0.0.136", "127.0.0.137"];
-    let members: Vec<ChatProcess> = (0..3).map(|i| member(port, hosts[i], names[i])).collect();
+    let hosts = Hosts::fresh().first(3);
+    let members: Vec<ChatProcess> = (0..3)
+        .map(|i| member(port, hosts[i], names[i], &[]))
+        .collect();
     let pairs: Vec<(&ChatProcess, &str)> = members.iter().zip(names).collect();
-    wait_until_all_joined(&pairs);
+    wait_until_all_joined(&pairs, EVENT_TIMEOUT);
 
     members[0].send_line("/hooray");
     for receiver in &members {
@@ -655,10 +609,12 @@ fn hooray_reaches_everyone_naming_the_sender() {
 fn control_characters_from_the_network_never_reach_the_terminal() {
     let port = free_port();
     let names = ["Mallory ☠", "Bo", "Cy"];
-    let hosts = ["127.0.0.141", "127.0.0.142", "127.0.0.143"];
-    let members: Vec<ChatProcess> = (0..3).map(|i| member(port, hosts[i], names[i])).collect();
+    let hosts = Hosts::fresh().first(3);
+    let members: Vec<ChatProcess> = (0..3)
+        .map(|i| member(port, hosts[i], names[i], &[]))
+        .collect();
     let pairs: Vec<(&ChatProcess, &str)> = members.iter().zip(names).collect();
-    wait_until_all_joined(&pairs);
+    wait_until_all_joined(&pairs, EVENT_TIMEOUT);
 
     let hostile = "start \x1b[2J\x1b[H\x1b]0;pwned\x07 bell\x07 back\x08\x08 cr\r over \
                    \u{202E}desrever\u{202C} \x1b[31mred\x1b[0m end";
@@ -683,8 +639,9 @@ fn control_characters_from_the_network_never_reach_the_terminal() {
 
 #[test]
 fn a_message_over_the_limit_gets_a_clear_local_error() {
+    let block = Hosts::fresh();
     let port = free_port();
-    let (sender, reader) = joined_pair(port, ["127.0.0.151", "127.0.0.152"], ["Verbose", "Reader"]);
+    let (sender, reader) = joined_pair(port, &block, ["Verbose", "Reader"]);
 
     let long = "y".repeat(5000);
     sender.send_line(&long);
@@ -728,10 +685,11 @@ fn a_message_over_the_limit_gets_a_clear_local_error() {
 /// millisecond, and then the answer must still come second.
 #[test]
 fn history_shows_a_reply_after_the_message_it_answers() {
+    let block = Hosts::fresh();
     const ROUNDS: usize = 30;
     let port = free_port();
     // Ann has the lower address: on a tie of send times, her message must not jump ahead.
-    let (ann, bob) = joined_pair(port, ["127.0.0.44", "127.0.0.45"], ["Ann", "Bob"]);
+    let (ann, bob) = joined_pair(port, &block, ["Ann", "Bob"]);
 
     let mut conversation = Vec::new();
     for round in 1..=ROUNDS {
@@ -753,13 +711,26 @@ fn history_shows_a_reply_after_the_message_it_answers() {
         |line| is_message(line, "Ann", &last_answer),
         2,
     );
+    // The history is the block under its heading. Ann's own live copy of her last
+    // answer is printed by another thread and may land before or after that block, so
+    // the block is found by its heading, not by counting from the end.
     let lines = ann.stdout_lines();
-    let messages: Vec<&str> = lines
+    let heading = lines
+        .iter()
+        .rposition(|line| line.starts_with("History ("))
+        .unwrap_or_else(|| panic!("no history heading\n{}", ann.transcript()));
+    let history: Vec<&str> = lines[heading + 1..]
         .iter()
         .filter_map(|line| split_message_line(line))
         .map(|(_, rest)| rest)
+        .take(conversation.len())
         .collect();
-    let history = &messages[messages.len() - conversation.len()..];
+    assert_eq!(
+        history.len(),
+        conversation.len(),
+        "the history is short\n{}",
+        ann.transcript()
+    );
     let out_of_order: Vec<String> = history
         .iter()
         .zip(&conversation)
@@ -788,7 +759,12 @@ fn own_lines_typed_before_leaving_are_all_shown_to_a_slow_reader() {
     const LINE_BYTES: usize = 3000;
     let port = free_port().to_string();
     let mut child = Command::new(common::process::CHAT_BINARY)
-        .args(["--port", &port, "127.0.0.161", "Slow Reader"])
+        .args([
+            "--port",
+            &port,
+            &Hosts::fresh().addr(1).to_string(),
+            "Slow Reader",
+        ])
         .env("NO_COLOR", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -5,22 +5,25 @@
 //! the code and PROTOCOL.md drift apart, these tests notice. Every limit is tried
 //! exactly at its value and one past it.
 //!
-//! Raw peers connect from their own 127.0.4.x address (bound before connecting, as a
-//! real member does), so the victim sees each as a different member.
+//! Raw peers connect from their own 127.0.B.x address ([`host`]), bound before
+//! connecting as a real member does, so the victim sees each as a different member.
 #![cfg(any(target_os = "linux", windows))]
 
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::ops::{Deref, DerefMut};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use p2pchat::{Config, Event, Node};
+use p2pchat::Event;
 
-use common::inbox::Inbox;
+use common::clock::now_ms;
+use common::hosts::host;
+use common::participant::Participant;
 use common::{EVENT_TIMEOUT, free_port};
 
 // ---- The spec's bytes -------------------------------------------------------------
@@ -117,31 +120,35 @@ fn announcement(port: u16, instance: u64, name: &str, room: &str) -> Vec<u8> {
     bytes
 }
 
-fn now_ms() -> i64 {
-    p2pchat::clock::now_ms()
-}
-
 // ---- A member and hand-driven peers -----------------------------------------------
 
-/// The member under test, and what it reports.
+/// The member under test, and what it reports: a [`Participant`] (which it derefs
+/// to) and the address it accepts connections on.
 struct Victim {
-    node: Node,
-    inbox: Inbox,
+    member: Participant,
     addr: SocketAddrV4,
+}
+
+impl Deref for Victim {
+    type Target = Participant;
+
+    fn deref(&self) -> &Participant {
+        &self.member
+    }
+}
+
+impl DerefMut for Victim {
+    fn deref_mut(&mut self) -> &mut Participant {
+        &mut self.member
+    }
 }
 
 impl Victim {
     fn start(last_octet: u8) -> Victim {
-        let host = Ipv4Addr::new(127, 0, 4, last_octet);
+        let host = host(last_octet);
         let port = free_port();
-        let (node, events) = Node::start(Config {
-            port,
-            ..Config::new(host, "Vic")
-        })
-        .expect("start the victim");
         Victim {
-            node,
-            inbox: Inbox::new(events),
+            member: Participant::on(host, "Vic", port),
             addr: SocketAddrV4::new(host, port),
         }
     }
@@ -164,12 +171,6 @@ impl Victim {
             |e| matches!(e, Event::Joined(m) if m.name == name),
             EVENT_TIMEOUT,
         );
-    }
-}
-
-impl Drop for Victim {
-    fn drop(&mut self) {
-        self.node.leave();
     }
 }
 
@@ -261,26 +262,22 @@ impl RawPeer {
     }
 }
 
-fn peer_addr(last_octet: u8) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, 4, last_octet)
-}
-
 // ---- Names -----------------------------------------------------------------------
 
 #[test]
 fn a_name_of_32_characters_of_4_bytes_is_accepted() {
     let mut victim = Victim::start(1);
     let longest = "😀".repeat(32); // 32 characters, 128 bytes
-    RawPeer::join(peer_addr(101), &mut victim, &longest);
+    RawPeer::join(host(101), &mut victim, &longest);
 }
 
 #[test]
 fn a_name_of_33_characters_is_refused_with_the_rule() {
     let mut victim = Victim::start(2);
-    let mut peer = RawPeer::connect(peer_addr(102), &victim);
+    let mut peer = RawPeer::connect(host(102), &victim);
     peer.send(&hello(1, &"x".repeat(33), "lobby"));
     peer.expect_closed("a hello with a 33-character name");
-    let warning = victim.expect_warning("127.0.4.102");
+    let warning = victim.expect_warning(&host(102).to_string());
     assert!(
         warning.contains("the name has 33 characters, the most is 32"),
         "{warning}"
@@ -295,10 +292,10 @@ fn an_empty_name_or_one_with_a_control_character_is_refused() {
         (104, "tab\there", "control characters"),
         (105, "\u{202E}reversed", "control characters"),
     ] {
-        let mut peer = RawPeer::connect(peer_addr(octet), &victim);
+        let mut peer = RawPeer::connect(host(octet), &victim);
         peer.send(&hello(1, name, "lobby"));
         peer.expect_closed(&format!("a hello named {name:?}"));
-        let warning = victim.expect_warning(&format!("127.0.4.{octet}"));
+        let warning = victim.expect_warning(&host(octet).to_string());
         assert!(warning.contains(rule), "{name:?}: {warning}");
     }
     assert_eq!(victim.inbox.count(|e| matches!(e, Event::Joined(_))), 0);
@@ -307,17 +304,17 @@ fn an_empty_name_or_one_with_a_control_character_is_refused() {
 #[test]
 fn a_room_follows_the_same_rule_as_a_name() {
     let mut victim = Victim::start(4);
-    let mut peer = RawPeer::connect(peer_addr(106), &victim);
+    let mut peer = RawPeer::connect(host(106), &victim);
     peer.send(&hello(1, "Ro", &"r".repeat(33)));
     peer.expect_closed("a hello with a 33-character room");
-    let warning = victim.expect_warning("127.0.4.106");
+    let warning = victim.expect_warning(&host(106).to_string());
     assert!(warning.contains("33 characters"), "{warning}");
 }
 
 #[test]
 fn a_rename_to_a_name_that_breaks_the_rule_closes_the_connection() {
     let mut victim = Victim::start(5);
-    let mut peer = RawPeer::join(peer_addr(107), &mut victim, "Ren");
+    let mut peer = RawPeer::join(host(107), &mut victim, "Ren");
     peer.send(&rename(""));
     peer.expect_closed("a rename to an empty name");
     victim.expect_warning("the name is empty");
@@ -336,7 +333,7 @@ fn a_rename_to_a_name_that_breaks_the_rule_closes_the_connection() {
 #[test]
 fn a_message_of_4096_bytes_is_shown_and_one_of_4097_refused() {
     let mut victim = Victim::start(6);
-    let mut peer = RawPeer::join(peer_addr(108), &mut victim, "Len");
+    let mut peer = RawPeer::join(host(108), &mut victim, "Len");
     let largest = "m".repeat(4096);
     peer.send(&chat(1, now_ms(), &largest));
     victim.inbox.expect_event(
@@ -345,7 +342,7 @@ fn a_message_of_4096_bytes_is_shown_and_one_of_4097_refused() {
     );
     peer.send(&chat(2, now_ms(), &"m".repeat(4097)));
     peer.expect_closed("a 4097-byte message");
-    let warning = victim.expect_warning("127.0.4.108");
+    let warning = victim.expect_warning(&host(108).to_string());
     assert!(warning.contains("longer than 4096 bytes"), "{warning}");
 }
 
@@ -354,20 +351,20 @@ fn a_frame_of_16384_bytes_is_read_and_one_of_16385_refused_unread() {
     let mut victim = Victim::start(7);
     // At the limit: the length is accepted and the body read; the body's text then
     // breaks the message limit, which the warning names.
-    let mut at_limit = RawPeer::join(peer_addr(109), &mut victim, "Big");
+    let mut at_limit = RawPeer::join(host(109), &mut victim, "Big");
     let filler = "f".repeat(16384 - 4 - 1 - 8 - 8 - 2);
     let frame = chat(1, now_ms(), &filler);
     assert_eq!(frame.len(), 16384);
     at_limit.send(&frame);
     at_limit.expect_closed("a 16384-byte frame with a text over its limit");
-    let warning = victim.expect_warning("127.0.4.109");
+    let warning = victim.expect_warning(&host(109).to_string());
     assert!(warning.contains("longer than 4096 bytes"), "{warning}");
 
     // One past it: refused from the length alone, before any body arrives.
-    let mut past_limit = RawPeer::join(peer_addr(110), &mut victim, "Bigger");
+    let mut past_limit = RawPeer::join(host(110), &mut victim, "Bigger");
     past_limit.send(&(16385u32 - 4).to_be_bytes());
     past_limit.expect_closed("a length prefix announcing 16385 bytes");
-    let warning = victim.expect_warning("127.0.4.110");
+    let warning = victim.expect_warning(&host(110).to_string());
     assert!(warning.contains("frame of 16385 bytes"), "{warning}");
 }
 
@@ -376,7 +373,7 @@ fn a_frame_of_16384_bytes_is_read_and_one_of_16385_refused_unread() {
 #[test]
 fn a_frame_before_the_hello_closes_the_connection() {
     let mut victim = Victim::start(8);
-    let mut peer = RawPeer::connect(peer_addr(111), &victim);
+    let mut peer = RawPeer::connect(host(111), &victim);
     peer.send(&chat(1, now_ms(), "too early"));
     peer.expect_closed("a chat frame before the hello");
     victim.expect_warning("before saying hello");
@@ -385,7 +382,7 @@ fn a_frame_before_the_hello_closes_the_connection() {
 #[test]
 fn a_second_hello_closes_the_connection() {
     let mut victim = Victim::start(9);
-    let mut peer = RawPeer::join(peer_addr(112), &mut victim, "Twice");
+    let mut peer = RawPeer::join(host(112), &mut victim, "Twice");
     peer.send(&hello(1, "Twice", "lobby"));
     peer.expect_closed("a second hello");
     victim.expect_warning("said hello a second time");
@@ -394,11 +391,11 @@ fn a_second_hello_closes_the_connection() {
 #[test]
 fn message_numbers_must_grow_on_a_connection() {
     let mut victim = Victim::start(10);
-    let mut peer = RawPeer::join(peer_addr(113), &mut victim, "Stuck");
+    let mut peer = RawPeer::join(host(113), &mut victim, "Stuck");
     peer.send(&chat(5, now_ms(), "first"));
     peer.send(&chat(5, now_ms(), "second, same number"));
     peer.expect_closed("a repeated message number");
-    let warning = victim.expect_warning("127.0.4.113");
+    let warning = victim.expect_warning(&host(113).to_string());
     assert!(
         warning.contains("numbered a message 5 after message 5"),
         "{warning}"
@@ -434,7 +431,7 @@ fn ask_history(asker: &mut RawPeer, request: u32) -> Vec<(Ipv4Addr, u64)> {
 #[test]
 fn hooray_and_private_messages_are_never_in_the_history() {
     let mut victim = Victim::start(11);
-    let mut peer = RawPeer::join(peer_addr(114), &mut victim, "Cheer");
+    let mut peer = RawPeer::join(host(114), &mut victim, "Cheer");
     peer.send(&hooray(now_ms()));
     peer.send(&private(1, now_ms(), "just for you"));
     peer.send(&chat(1, now_ms(), "for everyone"));
@@ -442,7 +439,7 @@ fn hooray_and_private_messages_are_never_in_the_history() {
         |e| matches!(e, Event::Message(m) if m.text == "for everyone"),
         EVENT_TIMEOUT,
     );
-    assert_eq!(ask_history(&mut peer, 1), [(peer_addr(114), 1)]);
+    assert_eq!(ask_history(&mut peer, 1), [(host(114), 1)]);
 }
 
 /// Answers the victim's next history request from `replier` with `entries`.
@@ -464,7 +461,7 @@ fn answer_history(replier: &mut RawPeer, entries: &[Entry]) {
 #[test]
 fn a_reply_cannot_make_a_member_forget_what_it_saw_itself() {
     let mut victim = Victim::start(12);
-    let mut liar = RawPeer::join(peer_addr(115), &mut victim, "Liar");
+    let mut liar = RawPeer::join(host(115), &mut victim, "Liar");
     // The victim's log fills with its own messages, first-hand.
     for i in 0..1000 {
         victim.node.send(&format!("real {i}")).expect("send");
@@ -507,18 +504,18 @@ fn a_reply_cannot_make_a_member_forget_what_it_saw_itself() {
 #[test]
 fn relayed_claims_are_marked_and_never_handed_on() {
     let mut victim = Victim::start(13);
-    let mut relayer = RawPeer::join(peer_addr(116), &mut victim, "Relay");
-    let mut asker = RawPeer::join(peer_addr(117), &mut victim, "Asker");
+    let mut relayer = RawPeer::join(host(116), &mut victim, "Relay");
+    let mut asker = RawPeer::join(host(117), &mut victim, "Asker");
     relayer.send(&chat(1, now_ms(), "relayer's own, live"));
     victim.inbox.expect_event(
         |e| matches!(e, Event::Message(m) if m.text == "relayer's own, live"),
         EVENT_TIMEOUT,
     );
-    let someone_else = Ipv4Addr::new(127, 0, 4, 200);
+    let someone_else = host(200);
     let entries = [
         Entry {
-            origin: peer_addr(116),
-            instance: u64::from(u32::from(peer_addr(116))),
+            origin: host(116),
+            instance: u64::from(u32::from(host(116))),
             seq: 0,
             sent_at_ms: now_ms() - 60_000,
             name: "Relay",
@@ -553,13 +550,13 @@ fn relayed_claims_are_marked_and_never_handed_on() {
         marks,
         [
             ("relayer's own, earlier", None),
-            ("claimed for someone else", Some(peer_addr(116))),
-            ("claimed for the victim", Some(peer_addr(116))),
+            ("claimed for someone else", Some(host(116))),
+            ("claimed for the victim", Some(host(116))),
             ("relayer's own, live", None),
         ]
     );
     // Another member asking the victim gets only what the victim saw itself.
-    assert_eq!(ask_history(&mut asker, 5), [(peer_addr(116), 1)]);
+    assert_eq!(ask_history(&mut asker, 5), [(host(116), 1)]);
 }
 
 // ---- Announcements -------------------------------------------------------------------
@@ -593,7 +590,7 @@ fn the_largest_legal_announcement_is_heard_and_a_bad_name_is_ignored() {
     let longest = "😀".repeat(32);
     let largest = announcement(port, 42, &longest, "lobby");
     assert_eq!(largest.len(), 4 + 1 + 2 + 8 + 2 + 128 + 2 + 5);
-    let heard = peer_addr(118);
+    let heard = host(118);
     let listener = TcpListener::bind((heard, port)).expect("listen as the announcer");
     broadcast(heard, &victim, &largest);
     assert!(
@@ -601,7 +598,7 @@ fn the_largest_legal_announcement_is_heard_and_a_bad_name_is_ignored() {
         "the victim did not dial an announcer with a 32-character name"
     );
 
-    let ignored = peer_addr(119);
+    let ignored = host(119);
     let listener = TcpListener::bind((ignored, port)).expect("listen as the announcer");
     broadcast(
         ignored,
@@ -610,7 +607,7 @@ fn the_largest_legal_announcement_is_heard_and_a_bad_name_is_ignored() {
     );
     // A good announcement sent after it, from another address, is heard: by then the
     // bad one has been dealt with.
-    let control = peer_addr(120);
+    let control = host(120);
     let control_listener = TcpListener::bind((control, port)).expect("listen");
     broadcast(control, &victim, &announcement(port, 44, "Fine", "lobby"));
     assert!(
@@ -629,7 +626,7 @@ fn the_largest_legal_announcement_is_heard_and_a_bad_name_is_ignored() {
 fn a_burst_keeps_its_send_order_and_a_full_log_keeps_the_newest() {
     const BURST: u64 = 3000;
     let mut victim = Victim::start(15);
-    let mut listener = RawPeer::join(peer_addr(121), &mut victim, "Listener");
+    let mut listener = RawPeer::join(host(121), &mut victim, "Listener");
     for i in 1..=BURST {
         victim.node.send(&format!("burst {i}")).expect("send");
     }
@@ -670,7 +667,7 @@ fn a_burst_keeps_its_send_order_and_a_full_log_keeps_the_newest() {
 #[test]
 fn a_message_number_repeated_on_a_new_connection_is_shown_once_and_reported() {
     let mut victim = Victim::start(16);
-    let mut first = RawPeer::join(peer_addr(122), &mut victim, "Again");
+    let mut first = RawPeer::join(host(122), &mut victim, "Again");
     first.send(&chat(1, now_ms(), "only once"));
     victim.inbox.expect_event(
         |e| matches!(e, Event::Message(m) if m.text == "only once"),
@@ -678,12 +675,8 @@ fn a_message_number_repeated_on_a_new_connection_is_shown_once_and_reported() {
     );
     // The same run (instance) connects again, in the same direction: it replaces the
     // first connection, and repeats its message 1.
-    let mut second = RawPeer::connect(peer_addr(122), &victim);
-    second.send(&hello(
-        u64::from(u32::from(peer_addr(122))),
-        "Again",
-        "lobby",
-    ));
+    let mut second = RawPeer::connect(host(122), &victim);
+    second.send(&hello(u64::from(u32::from(host(122))), "Again", "lobby"));
     assert_eq!(second.next_frame().map(|(kind, _)| kind), Some(0x01));
     second.send(&chat(1, now_ms(), "only once"));
     victim.expect_warning("sent message 1 again");
@@ -702,7 +695,7 @@ fn an_announcer_that_cannot_be_reached_is_reported_once_per_streak() {
     let port = victim.addr.port();
     // Nobody listens at these addresses: every dial is refused. The same address
     // announces five times (spaced past the redial interval), then fifty others at once.
-    let dead = peer_addr(123);
+    let dead = host(123);
     for instance in 0..5 {
         broadcast(
             dead,
@@ -713,7 +706,7 @@ fn an_announcer_that_cannot_be_reached_is_reported_once_per_streak() {
     }
     for octet in 130..180 {
         broadcast(
-            peer_addr(octet),
+            host(octet),
             &victim,
             &announcement(port, 7, "Forged", "lobby"),
         );
@@ -731,7 +724,7 @@ fn an_announcer_that_cannot_be_reached_is_reported_once_per_streak() {
         .collect();
     let about_dead = warnings
         .iter()
-        .filter(|w| w.contains("127.0.4.123,"))
+        .filter(|w| w.contains(&format!("{},", host(123))))
         .count();
     assert_eq!(about_dead, 1, "{warnings:#?}");
     assert!(
@@ -780,7 +773,7 @@ impl RawPeer {
 #[test]
 fn answers_to_catch_ups_under_way_are_shown_together_once_each_in_send_order() {
     let mut victim = Victim::start(18);
-    let (ann_addr, bob_addr) = (peer_addr(124), peer_addr(125));
+    let (ann_addr, bob_addr) = (host(124), host(125));
     for (addr, name) in [(ann_addr, "Ann"), (bob_addr, "Bob")] {
         let peer = RawPeer::join(addr, &mut victim, name);
         // The connection ends without a goodbye: a cut, as far as the victim knows.
@@ -842,7 +835,7 @@ fn answers_to_catch_ups_under_way_are_shown_together_once_each_in_send_order() {
 #[test]
 fn a_catch_up_that_never_ends_holds_up_the_others_only_for_a_while() {
     let mut victim = Victim::start(19);
-    let (ann_addr, bob_addr) = (peer_addr(126), peer_addr(127));
+    let (ann_addr, bob_addr) = (host(126), host(127));
     for (addr, name) in [(ann_addr, "Ann"), (bob_addr, "Bob")] {
         drop(RawPeer::join(addr, &mut victim, name));
         victim.inbox.expect_event(

@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::lan::Lan;
-use common::process::ChatProcess;
+use common::process::{ChatProcess, wait_until_all_joined};
 use common::{EVENT_TIMEOUT, require_root, said};
 use p2pchat::tuning::DEFAULT_PORT;
 
@@ -117,7 +117,7 @@ fn a_frozen_member_does_not_hold_up_the_others() {
     );
     assert_in_order(&members[1], "A", "frozen ", BURST);
     members[1].send_line("B, with C frozen");
-    wait_for_said(&members[0], "B", "B, with C frozen", EVENT_TIMEOUT);
+    members[0].wait_for_said("B", "B, with C frozen");
     for other in [&members[0], &members[1]] {
         wait_for_count(other, "C left chat", 1, EVENT_TIMEOUT);
         eprintln!(
@@ -160,7 +160,7 @@ fn a_member_that_started_with_its_cable_out_joins_when_it_comes_back() {
     }
     let plugged = Instant::now();
     lan.cable_in(3);
-    wait_until_all_joined(&members, EVENT_TIMEOUT);
+    wait_until_all_joined(&named(&members), EVENT_TIMEOUT);
     eprintln!(
         "started with its cable out: C joined {:?} after the cable came in",
         plugged.elapsed()
@@ -187,7 +187,7 @@ fn six_members_under_thirty_percent_loss_all_find_each_other() {
     }
     let started = Instant::now();
     let members: Vec<ChatProcess> = (1..=HOSTS).map(|host| spawn_member(&lan, host)).collect();
-    wait_until_all_joined(&members, FIND_TIMEOUT);
+    wait_until_all_joined(&named(&members), FIND_TIMEOUT);
     eprintln!(
         "30% loss: all {HOSTS} had seen the others join after {:?}",
         started.elapsed()
@@ -352,7 +352,7 @@ fn thousands_in_a_burst_arrive_in_order() {
 /// Starts members on hosts 1..=`hosts` and waits until everyone has seen everyone join.
 fn start_members(lan: &Lan, hosts: usize) -> Vec<ChatProcess> {
     let members: Vec<ChatProcess> = (1..=hosts).map(|host| spawn_member(lan, host)).collect();
-    wait_until_all_joined(&members, EVENT_TIMEOUT);
+    wait_until_all_joined(&named(&members), EVENT_TIMEOUT);
     members
 }
 
@@ -360,15 +360,9 @@ fn spawn_member(lan: &Lan, host: usize) -> ChatProcess {
     lan.spawn(host, &[&lan.host_ip(host).to_string(), NAMES[host - 1]])
 }
 
-/// Waits until each member has printed "X joined chat" for every other member.
-fn wait_until_all_joined(members: &[ChatProcess], timeout: Duration) {
-    for (index, member) in members.iter().enumerate() {
-        for (other, name) in NAMES.iter().enumerate().take(members.len()) {
-            if other != index {
-                wait_for_count(member, &format!("{name} joined chat"), 1, timeout);
-            }
-        }
-    }
+/// Each member with the name it chats as, host 1 "A" first.
+fn named(members: &[ChatProcess]) -> Vec<(&ChatProcess, &str)> {
+    members.iter().zip(NAMES).collect()
 }
 
 /// Waits until `member` has printed the line `line` at least `times` times in all.
@@ -417,11 +411,6 @@ fn wait_for_messages(
     }
 }
 
-#[track_caller]
-fn wait_for_said(member: &ChatProcess, sender: &str, text: &str, timeout: Duration) {
-    member.wait_for_line(|line| said(line, sender) == Some(text), timeout);
-}
-
 /// Checks that `member` showed exactly the messages `PREFIX0001...` up to `count` from
 /// `sender`, each once, in order (the number is the first word after `prefix`).
 #[track_caller]
@@ -460,7 +449,7 @@ fn assert_chat_works(members: &[ChatProcess], talking: &[usize], when: &str) {
         members[speaker].send_line(&text);
         for &listener in talking {
             if listener != speaker {
-                wait_for_said(&members[listener], NAMES[speaker], &text, EVENT_TIMEOUT);
+                members[listener].wait_for_said(NAMES[speaker], &text);
             }
         }
     }

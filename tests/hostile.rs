@@ -1,8 +1,9 @@
 //! Hostile and broken input, on loopback: what a stranger's script can send to a member,
 //! and proof that the member keeps running and chatting afterwards.
 //!
-//! Every test starts two real members on a port of its own: the *victim* (127.0.0.2),
-//! which is attacked, and a *friend* (127.0.0.3), an ordinary member. After the attack
+//! Every test starts two real members on a port of its own: the *victim* (127.0.B.2,
+//! in this file's block of addresses), which is attacked, and a *friend* (127.0.B.3),
+//! an ordinary member. After the attack
 //! they exchange a message each way ([`Chat::assert_still_chatting`]): the victim must
 //! still be running, still hear the chat, still be heard, and must not have dropped the
 //! friend.
@@ -22,16 +23,19 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::process::ChatProcess;
+use common::clock::now_ms;
+use common::hosts::host;
+use common::process::{ChatProcess, member};
 use common::{EVENT_TIMEOUT, free_port, said};
 use p2pchat::protocol::{Announcement, Frame, PROTOCOL_VERSION, decode_frame};
 use p2pchat::tuning::{DEFAULT_ROOM, MAX_CONNECTIONS, REDIAL_INTERVAL};
 
-const VICTIM: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const FRIEND: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
-const LATECOMER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
+/// The members' addresses: host numbers in this file's block ([`host`]).
+const VICTIM: u8 = 2;
+const FRIEND: u8 = 3;
+const LATECOMER: u8 = 4;
 
 /// The largest frame PROTOCOL.md allows, length prefix included.
 const MAX_FRAME_BYTES: usize = 16 * 1024;
@@ -256,7 +260,7 @@ fn hundreds_of_silent_connections_do_not_exhaust_the_node() {
     drop(silent);
     chat.assert_still_chatting("hundreds of silent connections");
 
-    let latecomer = member(LATECOMER, "Late", chat.port);
+    let latecomer = member(chat.port, host(LATECOMER), "Late", &[]);
     chat.victim
         .wait_for_line(|line| line == "Late joined chat", EVENT_TIMEOUT);
     latecomer.wait_for_line(|line| line == "Victim joined chat", EVENT_TIMEOUT);
@@ -292,13 +296,11 @@ fn garbage_and_forged_announcements_on_the_udp_port_do_not_hurt() {
         let _ = garbage.send_to(&datagram, everyone);
     }
 
-    // Announcements forged for 127.0.0.200-250, where nobody listens, except that the
-    // test listens on 127.0.0.201 to count how often the members dial it.
-    let watched = Ipv4Addr::new(127, 0, 0, 201);
+    // Announcements forged for hosts 200-250 of the block, where nobody listens, except
+    // that the test listens on host 201 to count how often the members dial it.
+    let watched = host(201);
     let counter = DialCounter::listen(SocketAddrV4::new(watched, chat.port));
-    let forgers: Vec<UdpSocket> = (200..=250)
-        .map(|last| broadcaster(Ipv4Addr::new(127, 0, 0, last)))
-        .collect();
+    let forgers: Vec<UdpSocket> = (200..=250).map(|last| broadcaster(host(last))).collect();
     let started = Instant::now();
     for forged in 0..200u64 {
         let for_watched = announcement(chat.port, 1000 + forged, "Ghost");
@@ -311,8 +313,8 @@ fn garbage_and_forged_announcements_on_the_udp_port_do_not_hurt() {
     // A dial triggered by the last announcements lands within a moment.
     thread::sleep(Duration::from_millis(500));
     let dials = counter.finish();
-    let from_victim = dials.iter().filter(|&&from| from == VICTIM).count();
-    let from_friend = dials.iter().filter(|&&from| from == FRIEND).count();
+    let from_victim = dials.iter().filter(|&&from| from == host(VICTIM)).count();
+    let from_friend = dials.iter().filter(|&&from| from == host(FRIEND)).count();
     // One dial per redial interval, plus one for the first announcement and one of
     // slack for a loaded machine; a dial per announcement would be 200.
     let allowed = (flooded_for.as_secs_f64() / REDIAL_INTERVAL.as_secs_f64()) as usize + 2;
@@ -343,7 +345,7 @@ fn announcements_forged_for_real_members_do_not_disturb_the_chat() {
     const LINES: usize = 200;
     let chat = Chat::start();
     let everyone = SocketAddrV4::new(Ipv4Addr::BROADCAST, chat.port);
-    let forgers = [broadcaster(VICTIM), broadcaster(FRIEND)];
+    let forgers = [broadcaster(host(VICTIM)), broadcaster(host(FRIEND))];
     let stop = Arc::new(AtomicBool::new(false));
     let forging = {
         let stop = stop.clone();
@@ -591,7 +593,7 @@ fn an_oversized_message_gets_a_local_error_and_drops_nobody() {
 fn a_member_whose_winning_connection_fails_in_the_handshake_is_not_cut_off() {
     const LOW: Ipv4Addr = Ipv4Addr::LOCALHOST;
     let port = free_port();
-    let victim = member(VICTIM, "Victim", port);
+    let victim = member(port, host(VICTIM), "Victim", &[]);
     victim.wait_for_line_containing("Welcome to the chat", EVENT_TIMEOUT);
     let instance = next_instance();
     let listener = TcpListener::bind((LOW, port)).expect("listen as Low");
@@ -611,7 +613,7 @@ fn a_member_whose_winning_connection_fails_in_the_handshake_is_not_cut_off() {
     assert_eq!(victims_hello.first(), Some(&TYPE_HELLO));
     // Meanwhile Low's own connection reaches the victim, which installs it and answers
     // (the answer that, on the lossy LAN, Low never gets).
-    let mut dialed_by_low = TcpStream::connect((VICTIM, port)).expect("Low dials the victim");
+    let mut dialed_by_low = TcpStream::connect((host(VICTIM), port)).expect("Low dials the victim");
     dialed_by_low
         .write_all(&hello(instance, "Low"))
         .expect("Low says hello");
@@ -694,8 +696,8 @@ impl Chat {
     /// Starts both members and waits until each has seen the other join.
     fn start() -> Chat {
         let port = free_port();
-        let victim = member(VICTIM, "Victim", port);
-        let friend = member(FRIEND, "Friend", port);
+        let victim = member(port, host(VICTIM), "Victim", &[]);
+        let friend = member(port, host(FRIEND), "Friend", &[]);
         victim.wait_for_line(|line| line == "Friend joined chat", EVENT_TIMEOUT);
         friend.wait_for_line(|line| line == "Victim joined chat", EVENT_TIMEOUT);
         Chat {
@@ -706,7 +708,7 @@ impl Chat {
     }
 
     fn victim_addr(&self) -> SocketAddrV4 {
-        SocketAddrV4::new(VICTIM, self.port)
+        SocketAddrV4::new(host(VICTIM), self.port)
     }
 
     /// A fresh TCP connection to the victim, from 127.0.0.1.
@@ -775,11 +777,6 @@ impl Chat {
         );
         assert_running(&self.victim);
     }
-}
-
-/// Starts a chat member on loopback address `host`.
-fn member(host: Ipv4Addr, name: &str, port: u16) -> ChatProcess {
-    ChatProcess::spawn(&["--port", &port.to_string(), &host.to_string(), name]).with_label(name)
 }
 
 /// A UDP socket on `source` that may broadcast. Announcements are broadcast, like a
@@ -954,12 +951,6 @@ fn patched(mut encoded: Vec<u8>, placeholder: &[u8], bytes: &[u8]) -> Vec<u8> {
         .expect("the placeholder is in the frame");
     encoded[at..at + bytes.len()].copy_from_slice(bytes);
     encoded
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as i64)
 }
 
 /// A different instance for every hand-made member, so each is a new arrival.

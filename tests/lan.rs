@@ -13,13 +13,14 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
+use common::clock::{SECONDS_PER_DAY, clock_text, local_seconds_of_day, split_message_line};
 use common::lan::Lan;
 use common::process::{CHAT_BINARY, ChatProcess};
 use common::{EVENT_TIMEOUT, require_root};
@@ -34,9 +35,7 @@ const MEMBERS_TIME_ZONE: &str = "NPT-5:45";
 /// How far the time on a message line may be from the wall clock around the moment it
 /// was sent: `hh:mm:ss` drops the milliseconds, and `date` runs a little before and
 /// after the send, so a correct time is always within a second or two.
-const CLOCK_SLACK_SECONDS: u32 = 5;
-
-const SECONDS_PER_DAY: u32 = 24 * 60 * 60;
+const CLOCK_SLACK_SECONDS: i64 = 5;
 
 /// Eight distinct names, so each "joined chat" line says which member it is about.
 const MESH_NAMES: [&str; 8] = ["Ada", "Bea", "Cal", "Dan", "Eve", "Fay", "Gus", "Hal"];
@@ -69,12 +68,12 @@ fn seed_walk_through_on_three_hosts() {
         })
         .collect();
     for (index, member) in members.iter().enumerate() {
-        wait_for_joins(member, &all_but(&names, index));
+        member.wait_for_joins(&all_but(&names, index));
     }
 
     // A message from host 1 reaches everyone, its sender included, stamped with the
     // members' local time of sending.
-    let before = members_clock_now();
+    let before = local_seconds_of_day(Some(MEMBERS_TIME_ZONE));
     members[0].send_line("Hello, it's ME!");
     let hello_lines: Vec<String> = members
         .iter()
@@ -85,7 +84,7 @@ fn seed_walk_through_on_three_hosts() {
             )
         })
         .collect();
-    let after = members_clock_now();
+    let after = local_seconds_of_day(Some(MEMBERS_TIME_ZONE));
     for (member, line) in members.iter().zip(&hello_lines) {
         let Some((shown, rest)) = split_message_line(line) else {
             panic!("{}: {line:?} is not `hh:mm:ss Name: text`", member.label());
@@ -137,7 +136,7 @@ fn seed_walk_through_on_three_hosts() {
     let late_host = lan.add_host();
     let late_ip = lan.host_ip(late_host).to_string();
     let mut late = spawn_in_members_time_zone(&lan, late_host, &[&late_ip, "Dee"]);
-    wait_for_joins(&late, &names);
+    late.wait_for_joins(&names);
     for member in &members {
         member.wait_for_line(|line| line == "Dee joined chat", EVENT_TIMEOUT);
     }
@@ -226,7 +225,7 @@ fn eight_members_started_at_once_form_exactly_one_connection_per_pair() {
             .map(|host| lan.spawn(host, &[&ips[host - 1], MESH_NAMES[host - 1]]))
             .collect();
         for (index, member) in members.iter().enumerate() {
-            wait_for_joins(member, &all_but(&MESH_NAMES, index));
+            member.wait_for_joins(&all_but(&MESH_NAMES, index));
         }
         thread::sleep(MESH_SETTLE);
 
@@ -295,7 +294,7 @@ fn a_member_that_crashes_is_seen_to_leave() {
         })
         .collect();
     for (index, member) in members.iter().enumerate() {
-        wait_for_joins(member, &all_but(&names, index));
+        member.wait_for_joins(&all_but(&names, index));
     }
 
     // SIGKILL: no goodbye, no handler; only B's kernel closing its sockets.
@@ -366,7 +365,7 @@ fn broadcast_address_option_is_honoured() {
         })
         .collect();
     for (index, member) in members.iter().enumerate() {
-        wait_for_joins(member, &all_but(&names, index));
+        member.wait_for_joins(&all_but(&names, index));
     }
 
     for (index, member) in members.iter().enumerate() {
@@ -402,23 +401,6 @@ fn all_but<'a>(names: &[&'a str], index: usize) -> Vec<&'a str> {
         .collect()
 }
 
-/// Waits until `member` has printed "NAME joined chat" for every one of `names`, in
-/// whatever order they arrive.
-#[track_caller]
-fn wait_for_joins(member: &ChatProcess, names: &[&str]) {
-    let mut missing: HashSet<&str> = names.iter().copied().collect();
-    while !missing.is_empty() {
-        let line = member.wait_for_line(
-            |line| {
-                line.strip_suffix(" joined chat")
-                    .is_some_and(|name| missing.contains(name))
-            },
-            EVENT_TIMEOUT,
-        );
-        missing.remove(line.trim_end_matches(" joined chat"));
-    }
-}
-
 /// The next `count` lines `member` prints: the body of a reply that the chat prints in
 /// one piece, right after the line last waited for.
 #[track_caller]
@@ -452,54 +434,9 @@ fn assert_no_panic(member: &ChatProcess) {
     );
 }
 
-/// Splits `hh:mm:ss Name: text` into the time (seconds since midnight) and the rest.
-fn split_message_line(line: &str) -> Option<(u32, &str)> {
-    let (clock, rest) = line.split_once(' ')?;
-    Some((seconds_of_day(clock)?, rest))
-}
-
-/// `hh:mm:ss` as seconds since midnight; `None` for anything else.
-fn seconds_of_day(clock: &str) -> Option<u32> {
-    let fields: Vec<u32> = clock
-        .split(':')
-        .map(|field| {
-            (field.len() == 2 && field.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| field.parse().ok())
-                .flatten()
-        })
-        .collect::<Option<_>>()?;
-    match fields[..] {
-        [hours @ 0..=23, minutes @ 0..=59, seconds @ 0..=59] => {
-            Some(hours * 3600 + minutes * 60 + seconds)
-        }
-        _ => None,
-    }
-}
-
-fn clock_text(seconds: u32) -> String {
-    format!(
-        "{:02}:{:02}:{:02}",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    )
-}
-
-/// The members' wall clock now, in seconds since midnight, read with `date` rather than
-/// computed here, so the test cannot share a time-zone mistake with the chat.
-fn members_clock_now() -> u32 {
-    let output = Command::new("date")
-        .arg("+%H:%M:%S")
-        .env("TZ", MEMBERS_TIME_ZONE)
-        .output()
-        .unwrap_or_else(|error| panic!("could not run `date`: {error}"));
-    let text = String::from_utf8_lossy(&output.stdout);
-    seconds_of_day(text.trim()).unwrap_or_else(|| panic!("`date +%H:%M:%S` printed {text:?}"))
-}
-
 /// Whether `shown` lies between `before` and `after` on a 24-hour clock, give or take
 /// [`CLOCK_SLACK_SECONDS`], midnight included.
-fn clock_within(shown: u32, before: u32, after: u32) -> bool {
+fn clock_within(shown: i64, before: i64, after: i64) -> bool {
     let span = (after + SECONDS_PER_DAY - before) % SECONDS_PER_DAY;
     let offset = (shown + SECONDS_PER_DAY + CLOCK_SLACK_SECONDS - before) % SECONDS_PER_DAY;
     offset <= span + 2 * CLOCK_SLACK_SECONDS

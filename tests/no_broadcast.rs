@@ -20,14 +20,6 @@ use common::routed::RoutedLan;
 use common::{EVENT_TIMEOUT, require_root, said};
 use p2pchat::tuning::DEFAULT_PORT;
 
-/// Waits until `member` has printed "<name> joined chat" for each of `names`.
-#[track_caller]
-fn wait_for_joins(member: &ChatProcess, names: &[&str]) {
-    for name in names {
-        member.wait_for_exact(&format!("{name} joined chat"));
-    }
-}
-
 /// Checks that `line`, sent by `sender`, reaches every member in `members`.
 #[track_caller]
 fn everyone_hears(members: &[&ChatProcess], sender: &str, text: &str) {
@@ -65,7 +57,7 @@ fn five_members_each_given_only_the_first_form_the_full_mesh_without_broadcast()
             .copied()
             .filter(|n| *n != NAMES[index])
             .collect();
-        wait_for_joins(member, &others);
+        member.wait_for_joins(&others);
     }
     let everyone: Vec<&ChatProcess> = members.iter().collect();
     members[4].send_line("from the last to all");
@@ -129,7 +121,7 @@ fn members_on_two_routed_subnets_form_one_chat_from_one_address_across() {
             .copied()
             .filter(|n| *n != names[index])
             .collect();
-        wait_for_joins(member, &others);
+        member.wait_for_joins(&others);
     }
     let everyone: Vec<&ChatProcess> = members.iter().collect();
     members[3].send_line("hello from the right");
@@ -197,7 +189,7 @@ fn a_member_lying_in_its_member_list_changes_nothing_for_the_others() {
             .copied()
             .filter(|n| *n != NAMES[index])
             .collect();
-        wait_for_joins(member, &others);
+        member.wait_for_joins(&others);
     }
     let victim = 5;
     lan.count_connection_attempts(victim, DEFAULT_PORT);

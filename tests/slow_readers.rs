@@ -2,13 +2,13 @@
 //! nobody scrolls, a pipe into a stalled program. And every line printed reaches the
 //! screen in one piece, whichever thread printed it.
 //!
-//! Members run on 127.0.1.x, each test on its own port ([`free_port`]).
+//! Members run on 127.0.B.x ([`Hosts`]), each test on its own port ([`free_port`]).
 #![cfg(target_os = "linux")]
 
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::TcpStream;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
@@ -18,6 +18,7 @@ use p2pchat::protocol::{Frame, PROTOCOL_VERSION};
 use p2pchat::tuning::{DEFAULT_ROOM, PEER_TIMEOUT};
 use p2pchat::{Config, Event, Node};
 
+use common::hosts::host;
 use common::inbox::Inbox;
 use common::process::{CHAT_BINARY, ChatProcess};
 use common::{EVENT_TIMEOUT, free_port, said};
@@ -25,7 +26,7 @@ use common::{EVENT_TIMEOUT, free_port, said};
 fn config(last_octet: u8, name: &str, port: u16) -> Config {
     Config {
         port,
-        ..Config::new(Ipv4Addr::new(127, 0, 1, last_octet), name)
+        ..Config::new(host(last_octet), name)
     }
 }
 
@@ -132,7 +133,7 @@ const PASTED: &str = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, s
 fn a_member_whose_screen_stops_for_10_s_stays_and_then_shows_all_3000_lines() {
     const LINES: u64 = 3000;
     let port = free_port();
-    let alice = ChatProcess::spawn(&["--port", &port.to_string(), "127.0.1.11", "Alice"])
+    let alice = ChatProcess::spawn(&["--port", &port.to_string(), &host(11).to_string(), "Alice"])
         .with_label("Alice");
     let (bob, bob_events) = Node::start(config(12, "Bob", port)).expect("start Bob");
     let mut bob_inbox = Inbox::new(bob_events);
@@ -197,7 +198,7 @@ fn chat_lines_and_diagnostics_never_split_each_other() {
     let port = free_port();
     let victim = spawn_merged(
         "victim",
-        &["--port", &port.to_string(), "127.0.1.21", "Vic"],
+        &["--port", &port.to_string(), &host(21).to_string(), "Vic"],
     );
     let (bob, bob_events) = Node::start(config(22, "Bob", port)).expect("start Bob");
     let mut bob_inbox = Inbox::new(bob_events);
@@ -208,7 +209,7 @@ fn chat_lines_and_diagnostics_never_split_each_other() {
     let sending = send_lines(&bob, "line", LINES);
     let breaking = thread::spawn(move || {
         for _ in 0..BAD_CONNECTIONS {
-            if let Ok(mut stream) = TcpStream::connect(("127.0.1.21", port)) {
+            if let Ok(mut stream) = TcpStream::connect((host(21), port)) {
                 let _ = stream.write_all(&[0, 0, 0, 1, 0xff]);
                 let _ = stream.read(&mut [0u8; 64]);
             }
@@ -267,12 +268,12 @@ fn a_closed_stdout_ends_the_help_quietly() {
 #[test]
 fn a_peer_that_stops_reading_is_dropped_in_words_a_user_understands() {
     let port = free_port();
-    let victim = ChatProcess::spawn(&["--port", &port.to_string(), "127.0.1.31", "Vic"])
+    let victim = ChatProcess::spawn(&["--port", &port.to_string(), &host(31).to_string(), "Vic"])
         .with_label("victim");
     // The banner comes once the victim listens.
     victim.wait_for_line(|line| line.starts_with("👼"), EVENT_TIMEOUT);
     // A member that says hello, keeps sending heartbeats, and never reads.
-    let mut stalled = TcpStream::connect(("127.0.1.31", port)).expect("connect to the victim");
+    let mut stalled = TcpStream::connect((host(31), port)).expect("connect to the victim");
     let hello = Frame::Hello {
         version: PROTOCOL_VERSION,
         instance: 7,

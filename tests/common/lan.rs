@@ -44,6 +44,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::process::ChatProcess;
+use super::sockets::tcp_sockets_on_port_in;
 use super::unique_suffix;
 
 /// The name of the bridge (the switch) inside the bridge namespace.
@@ -319,22 +320,12 @@ impl Lan {
     }
 
     /// The established TCP connections in host `host` with `port` at either end, as
-    /// (local, peer) address pairs, read from `ss`.
-    ///
-    /// IPv4-mapped addresses (`[::ffff:198.18.0.1]`, from dual-stack sockets) are
-    /// reported as plain IPv4; pure IPv6 connections are left out.
+    /// (local, peer) address pairs, read from `ss` ([`super::sockets`]).
     pub fn established_tcp(&self, host: usize, port: u16) -> Vec<(SocketAddrV4, SocketAddrV4)> {
-        // -H: no header, -t: TCP, -n: numbers. With a state filter, ss leaves out the
-        // state column: "Recv-Q Send-Q Local:Port Peer:Port".
-        let listing = self.run_checked_in(host, &["ss", "-Htn", "state", "established"]);
-        listing
-            .lines()
-            .filter_map(|line| {
-                let columns: Vec<&str> = line.split_whitespace().collect();
-                let local = parse_ss_address(columns.get(2)?)?;
-                let peer = parse_ss_address(columns.get(3)?)?;
-                (local.port() == port || peer.port() == port).then_some((local, peer))
-            })
+        tcp_sockets_on_port_in(self.host_ns(host), port)
+            .into_iter()
+            .filter(|socket| socket.state == "ESTAB")
+            .map(|socket| (socket.local, socket.peer))
             .collect()
     }
 
@@ -474,13 +465,4 @@ fn run_checked(command: &[&str]) -> String {
         );
     }
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Parses an address column of `ss -n`: `198.18.0.1:5000` or `[::ffff:198.18.0.1]:5000`.
-fn parse_ss_address(column: &str) -> Option<SocketAddrV4> {
-    if let Some(mapped) = column.strip_prefix("[::ffff:") {
-        let (address, port) = mapped.split_once("]:")?;
-        return Some(SocketAddrV4::new(address.parse().ok()?, port.parse().ok()?));
-    }
-    column.parse().ok()
 }

@@ -1,25 +1,41 @@
 //! Helpers shared by the integration tests.
 //!
 //! Each file in `tests/` is compiled as its own test binary and pulls this module in with
-//! `mod common;`. The heavy parts live in submodules:
+//! `mod common;`; the benchmark (`benches/bench`) pulls it in too, by path, so the tests
+//! and the bench share one test bed. The heavy parts live in submodules:
 //!
 //! - [`process`] starts the real `p2pchat` binary, feeds its stdin and waits for lines on
 //!   its stdout, so a test reads like a conversation with a user at a terminal.
 //! - [`lan`] builds a small virtual Ethernet (network namespaces joined by a bridge) so
 //!   that several members can run on one machine, each with its own address, and so that
-//!   faults a real LAN has (a pulled cable, a lossy link) can be injected.
+//!   faults a real LAN has (a pulled cable, a lossy link) can be injected; [`routed`]
+//!   joins two of them by a router.
+//! - [`terminal`] puts the chat on a pseudo-terminal, for what only a terminal shows.
+//! - [`participant`] is a member started in the test's own process, whose events the
+//!   test waits for ([`inbox`] keeps them).
+//! - [`hosts`] hands each test its own loopback addresses, and [`free_port`] (here) its
+//!   own port: together they keep tests on one machine apart.
+//! - [`clock`] reads the times the chat prints and the clock it reads them from.
+//! - [`sockets`] lists the kernel's TCP sockets (`ss`), to check connections from
+//!   outside the chat.
 //!
-//! What stays here is tiny and used by both: deciding whether the namespace tests can run
+//! What stays here is tiny and used by all: deciding whether the namespace tests can run
 //! at all ([`require_root`]), names that do not collide between tests running in parallel
-//! ([`unique_suffix`]) and loopback ports nobody else holds ([`free_port`]).
+//! ([`unique_suffix`]), ports nobody else holds ([`free_port`]) and reading chat lines
+//! ([`said`]).
 
 // Every test binary compiles this module but uses only some of it.
 #![allow(dead_code)]
 
+pub mod clock;
+pub mod hosts;
 pub mod inbox;
 pub mod lan;
+pub mod participant;
 pub mod process;
 pub mod routed;
+pub mod sockets;
+pub mod terminal;
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
@@ -31,6 +47,11 @@ use std::time::Duration;
 /// a process exited). Generous on purpose: tests prove *that* something happens, never
 /// how fast, so a loaded two-core CI machine must not turn a slow run into a failure.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long "must not happen" checks watch, once the chat has settled. Longer than the
+/// announcement interval (2 s), so a member that would wrongly dial someone (or be
+/// wrongly dialed) after an announcement has the chance to do it while we watch.
+pub const SETTLE: Duration = Duration::from_millis(2500);
 
 /// Whether this process may create network namespaces (it must be root).
 ///
@@ -49,7 +70,7 @@ pub fn require_root(test: &str) -> bool {
 
 /// The effective user id, read from the `Uid:` line of `/proc/self/status`
 /// (real, effective, saved, filesystem), so no libc call is needed.
-fn effective_uid() -> Option<u32> {
+pub fn effective_uid() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let uid_line = status.lines().find(|line| line.starts_with("Uid:"))?;
     uid_line.split_whitespace().nth(2)?.parse().ok()
@@ -66,34 +87,49 @@ pub fn unique_suffix() -> String {
     format!("{}n{}", std::process::id(), counter)
 }
 
-/// A port that is free on this host for UDP on `0.0.0.0` and for TCP on loopback.
+/// A port that is free on this host for UDP on `0.0.0.0` and for TCP on loopback, and
+/// that no other call in this process has handed out.
 ///
-/// The kernel picks an unused UDP port (bind to port 0); the same number is then checked
-/// with a TCP bind, because a chat member uses one port for both. Both sockets are closed
-/// before returning, so another process could in theory take the port in between; the
-/// ephemeral range is large enough that this does not happen in practice. A port is never
-/// handed out twice by one process, so two tests in one binary cannot collide.
+/// Taken from [`PORT_RANGE`], below the kernel's ephemeral range, like the chat's own
+/// default port: the kernel picks source ports for outgoing connections (and ports for
+/// binds to port 0) only inside the ephemeral range, so no connection of any program,
+/// this test's members included, can be holding this port on some 127.x address. A
+/// port from that range would be a port the kernel may hand to anyone a moment later.
+///
+/// Each process starts at its own place in the range (from its PID), so test binaries
+/// running side by side (two suites, or two engineers on one machine) try different
+/// ports first; the bind checks then catch the rare port someone still holds. The
+/// sockets are closed before returning, so the chat can bind the port itself.
 pub fn free_port() -> u16 {
     static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    const ATTEMPTS: usize = 50;
-
-    for _ in 0..ATTEMPTS {
-        let udp =
-            UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("bind a UDP socket to 0.0.0.0:0");
-        let port = udp
-            .local_addr()
-            .expect("read the local address of a UDP socket")
-            .port();
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
+    let (first, count) = (PORT_RANGE.start, PORT_RANGE.end - PORT_RANGE.start);
+    let start = std::process::id() % u32::from(count);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    for step in 0..u32::from(count) {
+        let port = first + ((start + step * PORT_STRIDE) % u32::from(count)) as u16;
+        if handed_out.contains(&port) {
             continue;
         }
-        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
-        if handed_out.get_or_insert_with(HashSet::new).insert(port) {
+        if UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
+            && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+        {
+            handed_out.insert(port);
             return port;
         }
     }
-    panic!("found no port free for both UDP and TCP in {ATTEMPTS} attempts");
+    panic!("found no port in {PORT_RANGE:?} free for both UDP and TCP");
 }
+
+/// Where [`free_port`] looks: below Linux's default ephemeral range (32768–60999, see
+/// `/proc/sys/net/ipv4/ip_local_port_range`) and above the registered ports that
+/// services on a development machine commonly use.
+pub const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+
+/// How far apart the ports one process tries are: a prime, so that every port of the
+/// range is tried once, and large, so that two processes whose PIDs are close do not
+/// walk the same ports one step apart.
+const PORT_STRIDE: u32 = 7919;
 
 /// The text of a chat line `hh:mm:ss NAME: TEXT` printed for a message from `sender`,
 /// or `None` if the line is something else.

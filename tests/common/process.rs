@@ -21,8 +21,10 @@
 //! The child is always reaped: [`Drop`] kills it with SIGKILL if it is still running and
 //! waits for it, so a failed test leaves neither a zombie nor a stray member on the LAN.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::Ipv4Addr;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -130,7 +132,18 @@ impl ChatProcess {
     ///
     /// `NO_COLOR=1` keeps the chat's output plain text so tests can match it, and
     /// `RUST_BACKTRACE=1` puts the location of any panic into the failure dump.
-    pub fn from_command(label: &str, mut command: Command) -> ChatProcess {
+    pub fn from_command(label: &str, command: Command) -> ChatProcess {
+        ChatProcess::from_command_observed(label, command, |_| {})
+    }
+
+    /// Like [`ChatProcess::from_command`], and `observe` sees each stdout line the
+    /// moment it is read from the pipe, on the reader thread, before it is logged: the
+    /// benchmark stamps lines with the time they arrived.
+    pub fn from_command_observed(
+        label: &str,
+        mut command: Command,
+        observe: impl FnMut(&str) + Send + 'static,
+    ) -> ChatProcess {
         command
             .env("NO_COLOR", "1")
             .env("RUST_BACKTRACE", "1")
@@ -151,8 +164,20 @@ impl ChatProcess {
             .take()
             .expect("child stderr was requested as a pipe");
         let readers = vec![
-            spawn_reader(label, Stream::Stdout, stdout, Arc::clone(&output)),
-            spawn_reader(label, Stream::Stderr, stderr, Arc::clone(&output)),
+            spawn_reader(
+                label,
+                Stream::Stdout,
+                stdout,
+                Arc::clone(&output),
+                Box::new(observe),
+            ),
+            spawn_reader(
+                label,
+                Stream::Stderr,
+                stderr,
+                Arc::clone(&output),
+                Box::new(|_| {}),
+            ),
         ];
         let stdin = child.stdin.take();
 
@@ -213,7 +238,19 @@ impl ChatProcess {
     /// come in any order (joins from several members) can be awaited one after another.
     #[track_caller]
     pub fn wait_for_count(&self, what: &str, pred: impl Fn(&str) -> bool, at_least: usize) {
-        let deadline = Instant::now() + EVENT_TIMEOUT;
+        self.wait_for_count_within(what, pred, at_least, EVENT_TIMEOUT);
+    }
+
+    /// [`ChatProcess::wait_for_count`] with a deadline of the caller's choice.
+    #[track_caller]
+    pub fn wait_for_count_within(
+        &self,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+        at_least: usize,
+        timeout: Duration,
+    ) {
+        let deadline = Instant::now() + timeout;
         loop {
             let seen = self.count_lines(&pred);
             if seen >= at_least {
@@ -221,7 +258,7 @@ impl ChatProcess {
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "{}: saw {seen} of {at_least} x {what} within {EVENT_TIMEOUT:?}\n{}",
+                    "{}: saw {seen} of {at_least} x {what} within {timeout:?}\n{}",
                     self.label(),
                     self.transcript()
                 );
@@ -276,6 +313,75 @@ impl ChatProcess {
         self.wait_for_count(&format!("{line:?}"), |l| l == line, 1);
     }
 
+    /// Waits until a line containing `needle` was printed and returns the first such
+    /// line; moves no cursor.
+    #[track_caller]
+    pub fn wait_for_containing(&self, needle: &str) -> String {
+        self.wait_for_count(
+            &format!("a line with {needle:?}"),
+            |l| l.contains(needle),
+            1,
+        );
+        self.stdout_lines()
+            .into_iter()
+            .find(|l| l.contains(needle))
+            .expect("waited for it above")
+    }
+
+    /// Fails, with the transcript, if any stdout line so far satisfies `pred`.
+    #[track_caller]
+    pub fn assert_not_printed(&self, what: &str, pred: impl Fn(&str) -> bool) {
+        assert!(
+            self.count_lines(pred) == 0,
+            "{}: printed {what}, which it must not\n{}",
+            self.label(),
+            self.transcript()
+        );
+    }
+
+    /// Types `/exit` and checks that the chat ends with status 0.
+    #[track_caller]
+    pub fn leave_with_exit(&mut self) {
+        self.send_line("/exit");
+        let status = self.wait_exit(EVENT_TIMEOUT);
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{}: /exit should end with status 0\n{}",
+            self.label(),
+            self.transcript()
+        );
+    }
+
+    /// Waits until the chat line `hh:mm:ss WHO: TEXT` was printed (at least once), where
+    /// WHO is what comes before the colon (`Alex`, `[private] Alex`, `Sam (127.0.0.4)`);
+    /// moves no cursor.
+    #[track_caller]
+    pub fn wait_for_said(&self, who: &str, text: &str) {
+        self.wait_for_count(
+            &format!("\"hh:mm:ss {who}: {text}\""),
+            |line| said(line, who) == Some(text),
+            1,
+        );
+    }
+
+    /// Waits until "NAME joined chat" was printed for every one of `names`, in whatever
+    /// order they arrive; consumes the lines up to the last of them.
+    #[track_caller]
+    pub fn wait_for_joins(&self, names: &[&str]) {
+        let mut missing: HashSet<&str> = names.iter().copied().collect();
+        while !missing.is_empty() {
+            let line = self.wait_for_line(
+                |line| {
+                    line.strip_suffix(" joined chat")
+                        .is_some_and(|name| missing.contains(name))
+                },
+                EVENT_TIMEOUT,
+            );
+            missing.remove(line.trim_end_matches(" joined chat"));
+        }
+    }
+
     /// Everything printed so far, each line quoted so escapes are visible, for failure
     /// messages.
     pub fn transcript(&self) -> String {
@@ -303,15 +409,7 @@ impl ChatProcess {
     /// Types `line` into the chat: writes it with a newline and flushes at once.
     #[track_caller]
     pub fn send_line(&self, line: &str) {
-        let mut stdin = self.stdin.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(pipe) = stdin.as_mut() else {
-            panic!("{}: send_line({line:?}) after close_stdin", self.describe());
-        };
-        let written = pipe
-            .write_all(format!("{line}\n").as_bytes())
-            .and_then(|()| pipe.flush());
-        if let Err(error) = written {
-            drop(stdin);
+        if let Err(error) = self.try_send_line(line) {
             let dump = self.dump();
             panic!(
                 "{}: could not send {line:?} ({error}); did it exit?\n{dump}",
@@ -320,10 +418,30 @@ impl ChatProcess {
         }
     }
 
+    /// [`ChatProcess::send_line`] that reports a failure (stdin closed, the process
+    /// gone) instead of panicking.
+    pub fn try_send_line(&self, line: &str) -> std::io::Result<()> {
+        let mut stdin = self.stdin.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(pipe) = stdin.as_mut() else {
+            return Err(std::io::Error::other("stdin was closed"));
+        };
+        pipe.write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| pipe.flush())
+    }
+
     /// Closes the chat's stdin: end of file, as when a user presses Ctrl-D.
     pub fn close_stdin(&mut self) {
         let pipe = self.stdin.get_mut().unwrap_or_else(PoisonError::into_inner);
         drop(pipe.take());
+    }
+
+    /// SIGKILL, at once (no `kill` process in between), and reaps the child.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        if self.exit_status.is_none() {
+            let _ = self.child.kill();
+            self.exit_status = self.child.wait().ok();
+        }
+        self.exit_status
     }
 
     /// Sends signal `sig` ("INT", "TERM", "KILL", "STOP", "CONT", ...) with `kill -s`.
@@ -354,8 +472,22 @@ impl ChatProcess {
     /// collected (so `stdout_lines` afterwards shows the last lines too).
     #[track_caller]
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match self.try_wait_exit(timeout) {
+            Some(status) => status,
+            None => panic!(
+                "{}: still running {timeout:?} after wait_exit began\n{}",
+                self.describe(),
+                self.dump()
+            ),
+        }
+    }
+
+    /// [`ChatProcess::wait_exit`] that returns `None` if the process is still running
+    /// after `timeout` (it is then killed when dropped).
+    #[track_caller]
+    pub fn try_wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         if let Some(status) = self.exit_status {
-            return status;
+            return Some(status);
         }
         let deadline = Instant::now() + timeout;
         loop {
@@ -363,14 +495,10 @@ impl ChatProcess {
                 Ok(Some(status)) => {
                     self.exit_status = Some(status);
                     self.wait_for_output_drained();
-                    return status;
+                    return Some(status);
                 }
                 Ok(None) if Instant::now() < deadline => thread::sleep(EXIT_POLL_INTERVAL),
-                Ok(None) => panic!(
-                    "{}: still running {timeout:?} after wait_exit began\n{}",
-                    self.describe(),
-                    self.dump()
-                ),
+                Ok(None) => return None,
                 Err(error) => panic!("{}: could not poll for exit: {error}", self.describe()),
             }
         }
@@ -476,6 +604,7 @@ fn spawn_reader(
     stream: Stream,
     pipe: impl Read + Send + 'static,
     output: Arc<SharedOutput>,
+    mut observe: Box<dyn FnMut(&str) + Send>,
 ) -> JoinHandle<()> {
     let thread_name = format!("{label} {stream:?}");
     thread::Builder::new()
@@ -502,6 +631,7 @@ fn spawn_reader(
                         // (as U+FFFD) instead of stopping the reader.
                         let text = String::from_utf8_lossy(&raw_line);
                         let line = text.trim_end_matches(['\n', '\r']).to_string();
+                        observe(&line);
                         log.lock()
                             .unwrap_or_else(PoisonError::into_inner)
                             .push(stream, line);
@@ -542,4 +672,28 @@ fn format_dump(output: &OutputLog, stdout_cursor: usize) -> String {
     }
     dump.push_str("--- end of output ---");
     dump
+}
+
+/// Starts the chat binary as member `name` on loopback address `host`, on the test's
+/// `port`, with `extra` options before the address; labelled with the name.
+pub fn member(port: u16, host: Ipv4Addr, name: &str, extra: &[&str]) -> ChatProcess {
+    let (port, host) = (port.to_string(), host.to_string());
+    let mut args = vec!["--port", &port];
+    args.extend_from_slice(extra);
+    args.extend([host.as_str(), name]);
+    ChatProcess::spawn(&args).with_label(name)
+}
+
+/// Waits until every member (a process and the name it chats as) has printed
+/// "NAME joined chat" for every other one; moves no cursor.
+#[track_caller]
+pub fn wait_until_all_joined(members: &[(&ChatProcess, &str)], timeout: Duration) {
+    for (process, own_name) in members {
+        for (_, name) in members {
+            if name != own_name {
+                let line = format!("{name} joined chat");
+                process.wait_for_count_within(&format!("{line:?}"), |l| l == line, 1, timeout);
+            }
+        }
+    }
 }
