@@ -51,49 +51,49 @@ pub enum StartError {
 
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message_on(&Os::HERE))
+    }
+}
+
+impl StartError {
+    /// The message as a user of `os` needs it: the commands it names are that system's.
+    pub fn message_on(&self, os: &Os) -> String {
         match self {
-            Self::InvalidName(why) => write!(f, "invalid name: {why}"),
-            Self::InvalidRoom(why) => write!(f, "invalid room: {why}"),
-            Self::NotAHostAddress(host) => write!(
-                f,
+            Self::InvalidName(why) => format!("invalid name: {why}"),
+            Self::InvalidRoom(why) => format!("invalid room: {why}"),
+            Self::NotAHostAddress(host) => format!(
                 "{host} is not the address of one machine; give an IPv4 address of this \
                  machine (see {}), such as 127.0.0.1 for a demo",
-                Os::HERE.find_address
+                os.find_address
             ),
-            Self::AddressNotLocal(host) => match Os::HERE.add_loopback_command(*host) {
+            Self::AddressNotLocal(host) => match os.add_loopback_command(*host) {
                 // A Mac has only 127.0.0.1 on loopback until told otherwise.
-                Some(command) if host.is_loopback() => write!(
-                    f,
+                Some(command) if host.is_loopback() => format!(
                     "{host} is not an address of this machine: {} has only 127.0.0.1 \
                      on loopback until you add more. Add it with `{command}`, or use \
                      127.0.0.1",
-                    Os::HERE.name
+                    os.name
                 ),
-                _ => write!(
-                    f,
+                _ => format!(
                     "{host} is not an address of this machine; pick one from {} \
                      (or 127.0.0.x to try the chat on one machine: see p2pchat --help)",
-                    Os::HERE.find_address
+                    os.find_address
                 ),
             },
-            Self::HostInUse { host, port } => write!(
-                f,
+            Self::HostInUse { host, port } => format!(
                 "another member already uses {host} port {port}. Don't use the same host \
                  for multiple members: give each member its own address (127.0.0.1, \
                  127.0.0.2, ... on one machine). If no member runs there, another program \
                  holds the port: choose another with --port, the same for every member"
             ),
-            Self::UdpPortInUse(port) => write!(
-                f,
+            Self::UdpPortInUse(port) => format!(
                 "UDP port {port} is held by another program that does not share it; \
                  choose another port with --port, the same for every member"
             ),
-            Self::PermissionDenied { port } => write!(
-                f,
-                "permission denied for port {port}: {}",
-                Os::HERE.port_refused
-            ),
-            Self::Io { doing, source } => write!(f, "cannot {doing}: {source}"),
+            Self::PermissionDenied { port } => {
+                format!("permission denied for port {port}: {}", os.port_refused)
+            }
+            Self::Io { doing, source } => format!("cannot {doing}: {source}"),
         }
     }
 }
@@ -671,4 +671,40 @@ fn random_instance() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_errors_name_the_commands_of_the_users_system() {
+        let not_local = StartError::AddressNotLocal(Ipv4Addr::new(127, 0, 0, 2));
+        let mac = not_local.message_on(&Os::MACOS);
+        assert!(
+            mac.contains("sudo ifconfig lo0 alias 127.0.0.2 up"),
+            "{mac}"
+        );
+        let linux = not_local.message_on(&Os::LINUX);
+        assert!(linux.contains("`ip -4 addr`"), "{linux}");
+        let lan = StartError::AddressNotLocal(Ipv4Addr::new(198, 18, 0, 1));
+        assert!(lan.message_on(&Os::WINDOWS).contains("`ipconfig`"));
+        assert!(
+            lan.message_on(&Os::MACOS)
+                .contains("ipconfig getifaddr en0")
+        );
+
+        let refused = StartError::PermissionDenied { port: 80 };
+        assert!(
+            refused
+                .message_on(&Os::LINUX)
+                .contains("below 1024 need root")
+        );
+        assert!(
+            refused
+                .message_on(&Os::WINDOWS)
+                .contains("excludedportrange")
+        );
+        assert_eq!(not_local.to_string(), not_local.message_on(&Os::HERE));
+    }
 }
