@@ -41,8 +41,10 @@
 //!   dangerous one is closing the console window (or logging off, or shutting down):
 //!   Windows runs the handler, then kills the process as soon as the handler returns.
 //!   `ctrlc` returns at once and says goodbye on another thread, too late. So on Windows
-//!   our own handler says goodbye before it returns (Windows allows it a few seconds),
-//!   and the others see "left chat" rather than a reset.
+//!   our own handler says goodbye before it returns, and the others see "left chat"
+//!   rather than a reset. Windows waits about 5 s for it; leaving takes at most
+//!   [`LEAVE_LINGER`](crate::tuning::LEAVE_LINGER) plus
+//!   [`PRINTER_DRAIN_TIMEOUT`](crate::tuning::PRINTER_DRAIN_TIMEOUT).
 //!
 //! The Windows calls are the only `unsafe` code in the crate (`#![deny(unsafe_code)]`
 //! everywhere else): each is a plain foreign function call, with its `SAFETY:` reason.
