@@ -583,7 +583,8 @@ fn discover_members(shared: Arc<Shared>, discovery: Discovery) {
                 Ok(()) => announcing_fails = false,
                 Err(e) if !announcing_fails => {
                     shared.warn(format!(
-                        "cannot broadcast an announcement (will keep trying): {e}"
+                        "cannot broadcast an announcement (will keep trying): {e}; members \
+                         given with --peer or /connect are still reached"
                     ));
                     announcing_fails = true;
                 }
