@@ -1,7 +1,7 @@
 //! The benchmark: p2pchat measured side by side with the wire it runs on.
 //!
 //! ```sh
-//! cargo bench                      # everything: ~40 s on 2 quiet cores
+//! cargo bench                      # everything: ~80 s on 2 quiet cores
 //! cargo bench -- --quick           # fewer samples: checks that it all works
 //! cargo bench -- --only lan        # one part: latency, throughput, join, mesh,
 //!                                  # crash, cost, lan, peer or catch-up (the

@@ -122,7 +122,7 @@ fn peer_rounds(
             one_way: None,
             how: format!(
                 "spawn all → each printed {others} joined; {how}; max {} vs {}; \
-                 floor: std processes dialing all; p2pchat wrote {written} stderr lines{}",
+                 floor: std processes dialing all; p2pchat wrote {written} stderr lines in all{}",
                 time_figure(chat.quantile(1.0)),
                 time_figure(floor.quantile(1.0)),
                 lost_note(chat, floor)
