@@ -1,10 +1,11 @@
 //! The benchmark: p2pchat measured side by side with the wire it runs on.
 //!
 //! ```sh
-//! cargo bench                      # everything: ~40 s on 2 quiet cores
+//! cargo bench                      # everything: ~80 s on 2 quiet cores
 //! cargo bench -- --quick           # fewer samples: checks that it all works
 //! cargo bench -- --only lan        # one part: latency, throughput, join, mesh,
-//!                                  # crash, cost or lan (as root, for lan)
+//!                                  # crash, cost, lan, peer or catch-up (the
+//!                                  # last three as root)
 //! ```
 //!
 //! It is a `cargo bench` target with its own `main` (`harness = false` in Cargo.toml),
@@ -31,7 +32,10 @@
 //!    198.18.0.n addresses: `tests/common/lan.rs`. Times are taken at the
 //!    pipes: a line written to one member's stdin, the same line read from the others'
 //!    stdout. For the run, the kernel's ARP table limit is raised (see [`ARP_LIMITS`])
-//!    and then restored; the namespaces are removed at the end.
+//!    and then restored; the namespaces are removed at the end. Two more parts use
+//!    such a LAN for the features that need one: a mesh formed from one `--peer` where
+//!    broadcast is dropped (part 7), and the catch-up of lines missed behind a pulled
+//!    cable (part 8).
 //!
 //! The floors of the process settings are this program itself, re-invoked in a hidden
 //! mode: `--floor-node` is a plain TCP chat member (one connection per pair, a line per
@@ -43,7 +47,7 @@
 //! | module            | what it holds                                                  |
 //! |-------------------|----------------------------------------------------------------|
 //! | `main.rs`         | the command line, the plan, the parts in order, small helpers   |
-//! | `latency.rs` … `namespace_lan.rs` | one part each: latency, throughput, join, mesh, crash, cost, the LAN |
+//! | `latency.rs` … `catch_up.rs` | one part each: latency, throughput, join, mesh, crash, cost, the LAN, one `--peer`, catch-up |
 //! | `cluster.rs`      | p2pchat members in this process ([`Node`]s) and their reports  |
 //! | `plain.rs`        | the floors in this process: plain std TCP meshes and servers   |
 //! | `floor.rs`        | the floor processes (`--floor-node`, `--floor-hold`)           |
@@ -76,6 +80,7 @@ use p2pchat::{Config, Event, Node};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 // The parts and what they share; each module takes the helpers here with `use super::*`.
+mod catch_up;
 mod cluster;
 mod cost;
 mod crash;
@@ -84,12 +89,14 @@ mod join;
 mod latency;
 mod mesh;
 mod namespace_lan;
+mod peer_mesh;
 mod plain;
 mod processes;
 mod reports;
 mod table;
 mod throughput;
 
+use catch_up::*;
 use cluster::*;
 use cost::*;
 use crash::*;
@@ -98,6 +105,7 @@ use join::*;
 use latency::*;
 use mesh::*;
 use namespace_lan::*;
+use peer_mesh::*;
 use plain::*;
 use processes::*;
 use reports::*;
@@ -121,10 +129,11 @@ const SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// In a throughput run, silence this long means the missing deliveries are lost.
 const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The chat's port on the namespace LAN (every namespace has its own ports) and the
-/// floor's port beside it.
+/// The chat's port on the namespace LAN (every namespace has its own ports), the
+/// floor's port beside it, and the chat's port for the mesh from one `--peer`.
 const LAN_CHAT_PORT: u16 = 24242;
 const LAN_FLOOR_PORT: u16 = 24243;
+const LAN_PEER_PORT: u16 = 24244;
 
 /// Stack of the floor's connection threads: they call `read` and `write` and nothing
 /// deeper, so a small stack is plenty (and only the touched pages cost memory).
@@ -159,6 +168,10 @@ struct Plan {
     settle: Duration,
     lan_samples: usize,
     lan_join_reps: usize,
+    /// Rounds of the 32-member meshes (broadcast, one `--peer`, floor), and cuts of
+    /// the catch-up part.
+    lan_mesh_rounds: usize,
+    catch_up_reps: usize,
 }
 
 impl Plan {
@@ -177,6 +190,8 @@ impl Plan {
                 settle: Duration::from_secs(1),
                 lan_samples: 40,
                 lan_join_reps: 2,
+                lan_mesh_rounds: 1,
+                catch_up_reps: 1,
             }
         } else {
             Plan {
@@ -192,6 +207,8 @@ impl Plan {
                 settle: Duration::from_millis(1500),
                 lan_samples: 600,
                 lan_join_reps: 10,
+                lan_mesh_rounds: 3,
+                catch_up_reps: 5,
             }
         }
     }
@@ -234,7 +251,7 @@ fn main() -> ExitCode {
     let plan = Plan::new(quick);
     let started = Instant::now();
     let mut table = Table::default();
-    let parts: [&Part; 7] = [
+    let parts: [&Part; 9] = [
         &|t| part_latency(&plan, t),
         &|t| part_throughput(&plan, t),
         &|t| part_join(&plan, t),
@@ -242,6 +259,8 @@ fn main() -> ExitCode {
         &|t| part_crash(&plan, chat_binary, t),
         &|t| part_cost(&plan, chat_binary, t),
         &|t| part_lan(&plan, chat_binary, t),
+        &|t| part_peer(&plan, chat_binary, t),
+        &|t| part_catch_up(&plan, chat_binary, t),
     ];
     for (name, part) in PART_NAMES.into_iter().zip(parts) {
         if only.as_ref().is_some_and(|only| only != name) {
@@ -270,7 +289,7 @@ fn main() -> ExitCode {
 }
 
 /// The parts, in the order they run (for `--only`).
-const PART_NAMES: [&str; 7] = [
+const PART_NAMES: [&str; 9] = [
     "latency",
     "throughput",
     "join",
@@ -278,6 +297,8 @@ const PART_NAMES: [&str; 7] = [
     "crash",
     "cost",
     "lan",
+    "peer",
+    "catch-up",
 ];
 
 fn usage() -> ExitCode {

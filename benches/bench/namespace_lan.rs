@@ -6,11 +6,7 @@ use super::*;
 /// join and graceful leave seen by all; then 64 members forming a full mesh. The floor
 /// is `--floor-node` processes in the same namespaces, side by side (other port).
 pub(crate) fn part_lan(plan: &Plan, chat_binary: &Path, table: &mut Table) -> Result<(), String> {
-    if effective_uid() != Some(0) {
-        let why = "needs root to create network namespaces; run as root: \
-                   sudo -E cargo bench";
-        progress(&format!("namespace LAN skipped: {why}"));
-        table.failed("6 namespace LAN", &format!("skipped: {why}"));
+    if !root_or_skip("6 namespace LAN", table) {
         return Ok(());
     }
     let hosts = 64;
@@ -26,6 +22,18 @@ pub(crate) fn part_lan(plan: &Plan, chat_binary: &Path, table: &mut Table) -> Re
     drop(lan);
     drop(arp_limits);
     eight.and(sixty_four)
+}
+
+/// Whether this process may build namespace LANs (it must be root). If not, the part
+/// named `what` is skipped with a row saying why: the other parts still run.
+pub(crate) fn root_or_skip(what: &str, table: &mut Table) -> bool {
+    if effective_uid() == Some(0) {
+        return true;
+    }
+    let why = "needs root to create network namespaces; run as root: sudo -E cargo bench";
+    progress(&format!("{what} skipped: {why}"));
+    table.failed(what, &format!("skipped: {why}"));
+    false
 }
 
 pub(crate) fn lan_eight(
@@ -189,60 +197,23 @@ pub(crate) fn lan_mesh(
     table: &mut Table,
 ) -> Result<(), String> {
     let members: Vec<Number> = (1..=hosts).collect();
-    let mut figures = Vec::new();
-    let mut diagnostics = 0;
-    for floor in [false, true] {
-        let mut reports = Reports::new();
-        let mut procs = Vec::new();
-        let started = Instant::now();
-        for &m in &members {
-            let command = if floor {
-                on_host(
-                    lan,
-                    m,
-                    &self_exe()?,
-                    &floor_node_args(lan, m, &members[..usize::from(m) - 1]),
-                )
-            } else {
-                on_host(
-                    lan,
-                    m,
-                    chat_binary,
-                    &chat_args(lan.host_ip(usize::from(m)), LAN_CHAT_PORT),
-                )
-            };
-            procs.push(Proc::spawn(command, m, &reports)?);
-        }
-        let spawned = started.elapsed();
-        let formed = reports.wait_mesh(&members, STEP_TIMEOUT * 2);
-        if formed.is_none() {
-            let short: Vec<String> = members
-                .iter()
-                .filter(|&&m| reports.members.count(m) < members.len() - 1)
-                .map(|&m| format!("m{m} knows {}", reports.members.count(m)))
-                .collect();
-            progress(&format!("mesh incomplete: {}", short.join(", ")));
-        }
-        figures.push(match formed {
-            Some(at) => Figure::Time(at.saturating_duration_since(started)),
-            None => Figure::None("timed out".into()),
-        });
-        progress(&format!(
-            "{} {hosts}-member mesh: spawning took {:.2} s",
-            if floor { "floor" } else { "p2pchat" },
-            spawned.as_secs_f64()
-        ));
-        let written = exit_all(procs);
-        if !floor {
-            diagnostics = written;
-        }
-    }
-    let floor = figures.pop().unwrap_or(Figure::None("—".into()));
-    let chat = figures.pop().unwrap_or(Figure::None("—".into()));
+    let (chat, diagnostics) = mesh_once(&format!("p2pchat {hosts}-member"), &members, |m| {
+        Ok(on_host(
+            lan,
+            m,
+            chat_binary,
+            &chat_args(lan.host_ip(usize::from(m)), LAN_CHAT_PORT),
+        ))
+    })?;
+    let (floor, _) = mesh_once(&format!("floor {hosts}-member"), &members, |m| {
+        floor_mesh_command(lan, m)
+    })?;
+    let figure =
+        |formed: Option<Duration>| formed.map_or(Figure::None("timed out".into()), Figure::Time);
     table.row(Row {
         what: format!("6 LAN full mesh, {hosts} members started at once"),
-        chat,
-        floor,
+        chat: figure(chat),
+        floor: figure(floor),
         one_way: None,
         how: format!(
             "spawn all → each printed 63 joined; std processes dialing all; \
@@ -250,6 +221,55 @@ pub(crate) fn lan_mesh(
         ),
     });
     Ok(())
+}
+
+/// Starts a process for each of `members` (numbered 1, 2, … in the LAN), `command(m)`
+/// for member `m`, one right after the other, and waits until each has printed a
+/// `joined` line for every other one; then all leave. Returns the time from the first
+/// spawn to the last of those lines (`None` if the mesh did not form within twice
+/// [`STEP_TIMEOUT`]), and how many lines the processes wrote to stderr, together.
+pub(crate) fn mesh_once(
+    label: &str,
+    members: &[Number],
+    command: impl Fn(Number) -> Result<Command, String>,
+) -> Result<(Option<Duration>, usize), String> {
+    let mut reports = Reports::new();
+    let mut procs = Vec::new();
+    let started = Instant::now();
+    for &m in members {
+        procs.push(Proc::spawn(command(m)?, m, &reports)?);
+    }
+    let spawned = started.elapsed();
+    let formed = reports.wait_mesh(members, STEP_TIMEOUT * 2);
+    if formed.is_none() {
+        let short: Vec<String> = members
+            .iter()
+            .filter(|&&m| reports.members.count(m) < members.len() - 1)
+            .map(|&m| format!("m{m} knows {}", reports.members.count(m)))
+            .collect();
+        progress(&format!("{label} mesh incomplete: {}", short.join(", ")));
+    }
+    progress(&format!(
+        "{label} mesh: spawning took {:.2} s",
+        spawned.as_secs_f64()
+    ));
+    let written = exit_all(procs);
+    Ok((
+        formed.map(|at| at.saturating_duration_since(started)),
+        written,
+    ))
+}
+
+/// The floor node of member `m` in a mesh of members 1, 2, …: it dials the members
+/// started before it, and the later ones dial it.
+pub(crate) fn floor_mesh_command(lan: &Lan, m: Number) -> Result<Command, String> {
+    let earlier: Vec<Number> = (1..m).collect();
+    Ok(on_host(
+        lan,
+        m,
+        &self_exe()?,
+        &floor_node_args(lan, m, &earlier),
+    ))
 }
 
 pub(crate) fn chat_args(host: Ipv4Addr, port: u16) -> Vec<String> {

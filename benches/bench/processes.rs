@@ -72,10 +72,16 @@ pub(crate) fn parse_line(line: &str) -> Option<What> {
         return Some(What::Ready(count.parse().ok()?));
     }
     let (_clock, rest) = line.split_once(' ')?;
+    let (late, rest) = match rest.strip_prefix("[late] ") {
+        Some(rest) => (true, rest),
+        None => (false, rest),
+    };
     let (name, text) = rest.split_once(": ")?;
-    Some(What::Message {
-        from: number_of_name(name)?,
-        id: id_of_text(text)?,
+    let (from, id) = (number_of_name(name)?, id_of_text(text)?);
+    Some(if late {
+        What::Late { from, id }
+    } else {
+        What::Message { from, id }
     })
 }
 

@@ -17,6 +17,11 @@ pub(crate) enum What {
         from: Number,
         id: u64,
     },
+    /// A message shown late, after a reconnect (`hh:mm:ss [late] mN: TEXT`).
+    Late {
+        from: Number,
+        id: u64,
+    },
     /// A `--floor-hold` process has this many connections open.
     Ready(u32),
 }
@@ -103,7 +108,7 @@ impl Membership {
                     known.remove(&who);
                 }
             }
-            What::Message { .. } | What::Ready(_) => {}
+            What::Message { .. } | What::Late { .. } | What::Ready(_) => {}
         }
     }
 

@@ -202,6 +202,13 @@ impl Lan {
         self.run_checked_in(host, &["nft", &script]);
     }
 
+    /// Undoes [`Lan::block_broadcast`]: host `host` sends and receives broadcast again.
+    pub fn allow_broadcast(&self, host: usize) {
+        let script =
+            format!("add table inet {NO_BROADCAST_TABLE}; delete table inet {NO_BROADCAST_TABLE}");
+        self.run_checked_in(host, &["nft", &script]);
+    }
+
     /// Counts, from now on, the TCP connection attempts (SYN packets) that reach host
     /// `host` on `port`; read the count with [`Lan::connection_attempts`].
     pub fn count_connection_attempts(&self, host: usize, port: u16) {
