@@ -77,7 +77,7 @@ impl std::fmt::Display for ConnectionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Unreachable(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                f.write_str("refused the connection (p2pchat is not running there any more)")
+                f.write_str("refused the connection (p2pchat is not running there, or not yet)")
             }
             Self::Unreachable(e) if is_timeout(e) => write!(
                 f,
