@@ -92,6 +92,7 @@
 //! | [`commands`]    | what a typed line means; pure                                 |
 //! | [`display`]     | what the user sees, sanitised; pure                           |
 //! | [`console`]     | printing whole lines                                          |
+//! | [`editor`]      | the line editor: an input line arriving lines never break     |
 //! | [`terminal`]    | the interactive front end: stdin, printing, Ctrl-C            |
 //! | [`cli`]         | the command line; pure                                        |
 //!
@@ -107,6 +108,8 @@ pub mod connection;
 pub mod console;
 pub mod discovery;
 pub mod display;
+#[cfg(feature = "editor")]
+pub mod editor;
 pub mod event;
 pub mod history;
 pub mod link;
