@@ -19,6 +19,8 @@
 
 mod common;
 
+use std::io::Write;
+use std::net::TcpStream;
 use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -502,4 +504,54 @@ fn sigterm_in_the_middle_of_a_line_gives_the_terminal_back_its_settings() {
         settings_after, settings_before,
         "the terminal was left in other settings (raw mode?)"
     );
+}
+
+#[test]
+fn a_diagnostic_goes_above_the_input_line_too() {
+    let port = free_port();
+    let port_text = port.to_string();
+    let alex = Tmux::start(80, 24, &["--port", &port_text, "127.0.47.1", "Alex"]);
+    alex.wait_for_input_line("");
+    alex.type_text("half a tho");
+    alex.wait_for_input_line("half a tho");
+
+    // A stranger sends a length prefix over the frame limit: Alex closes the
+    // connection and says so on stderr, which is the terminal here.
+    let mut stranger = TcpStream::connect(("127.0.47.1", port)).expect("connect to Alex");
+    let _ = stranger.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
+    let lines = alex.wait_for("the diagnostic above the input line", |lines| {
+        input_start(lines).is_some_and(|start| {
+            start > 0
+                && lines[start - 1].starts_with("p2pchat: connection with 127.0.0.1 ended")
+                && same_text(&lines[start..].concat(), &format!("{PROMPT}half a tho"))
+        })
+    });
+    assert_eq!(
+        mentions(&lines, "half a tho"),
+        1,
+        "the input line was torn:\n{}",
+        show(&lines)
+    );
+}
+
+#[test]
+fn a_one_row_input_line_stays_whole_when_the_window_narrows() {
+    let (alex, bo) = alex_and_bo(48, 80, 24);
+    alex.type_text("short line");
+    alex.wait_for_input_line("short line");
+    alex.run(&["resize-window", "-t", "chat", "-x", "30", "-y", "20"]);
+    for n in 1..=3 {
+        bo.send_line(&format!("after the resize {n}"));
+    }
+    let lines = alex.wait_for("Bo's lines above the input line", |lines| {
+        bo_above_input(lines, "after the resize 3", "short line")
+    });
+    assert_eq!(
+        mentions(&lines, "short line"),
+        1,
+        "the input line was torn or repeated:\n{}",
+        show(&lines)
+    );
+    alex.press("Enter");
+    bo_receives(&bo, "short line");
 }
