@@ -119,9 +119,10 @@ impl Gate {
     /// a line blocked there is queued, not lost, and shows at the next `readline`.
     fn hold(&self) {
         let mut state = self.state();
-        if state.route == Route::Editor {
-            state.route = Route::Held;
+        if state.route != Route::Editor {
+            return;
         }
+        state.route = Route::Held;
         let _ = self
             .changed
             .wait_timeout_while(state, PRINT_HANDOVER_TIMEOUT, |state| state.handing_over)
@@ -320,12 +321,19 @@ fn save_terminal() {}
 /// Puts the terminal back as it was before the editor started (echo, line buffering),
 /// and starts a fresh line. For a process about to exit from another thread than the
 /// one in `readline` (a signal): rustyline would restore it only when `readline` ends.
+///
+/// It takes none of the locks the printing threads may hold (the newline is one plain
+/// `write` to the terminal), so a printer stuck in the middle of a line cannot keep
+/// the process from exiting.
 pub fn restore_terminal() {
     #[cfg(unix)]
     if let Some(settings) = SAVED_TERMINAL.get() {
-        // SAFETY: a valid termios from tcgetattr; TCSADRAIN lets pending output finish.
-        unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSADRAIN, settings) };
-        console::control("\r\n");
+        const NEW_LINE: &[u8] = b"\r\n";
+        // SAFETY: a valid termios from tcgetattr, and a write of a static buffer.
+        unsafe {
+            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, settings);
+            libc::write(libc::STDOUT_FILENO, NEW_LINE.as_ptr().cast(), NEW_LINE.len());
+        }
     }
 }
 
