@@ -1,7 +1,8 @@
 //! The line editor for a terminal: an input line that arriving lines never break.
 //!
-//! Used only when stdin and stdout are both a terminal (and the `editor` feature is on);
-//! pipes and files are read plainly by [`crate::terminal`]. The editing itself (cursor
+//! Used only when stdin and stdout are both a terminal that can move its cursor (not
+//! `TERM=dumb`), and the `editor` feature is on; pipes and files are read plainly by
+//! [`crate::terminal`]. The editing itself (cursor
 //! keys, grapheme backspace, Ctrl-U, Ctrl-W, Home/End, history with up/down) is
 //! `rustyline`'s, in the terminal's raw mode (`tcsetattr`: no echo, no line buffering,
 //! so each key reaches the program at once and the program draws the line itself).
@@ -162,6 +163,17 @@ pub struct Printer {
     /// Diagnostics go to stderr; when that is the terminal too they take the same way
     /// as chat lines, so they cannot break the input line either.
     stderr_is_terminal: bool,
+}
+
+/// Terminals that cannot move the cursor (Emacs's shell, `TERM=dumb`): rustyline
+/// reads plain lines there, so the chat does too, without the editor.
+const TERMINALS_WITHOUT_EDITING: [&str; 3] = ["dumb", "cons25", "emacs"];
+
+/// Whether the terminal (as `TERM` names it) can show an editable input line.
+pub fn terminal_can_edit() -> bool {
+    std::env::var("TERM").map_or(true, |term| {
+        !TERMINALS_WITHOUT_EDITING.contains(&term.as_str())
+    })
 }
 
 /// Starts the editor, or says why it cannot (the caller reads plain lines instead).
@@ -332,7 +344,11 @@ pub fn restore_terminal() {
         // SAFETY: a valid termios from tcgetattr, and a write of a static buffer.
         unsafe {
             libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, settings);
-            libc::write(libc::STDOUT_FILENO, NEW_LINE.as_ptr().cast(), NEW_LINE.len());
+            libc::write(
+                libc::STDOUT_FILENO,
+                NEW_LINE.as_ptr().cast(),
+                NEW_LINE.len(),
+            );
         }
     }
 }

@@ -136,7 +136,7 @@ enum Output {
 fn front_end() -> (Input, Output) {
     let terminal = io::stdin().is_terminal() && io::stdout().is_terminal();
     #[cfg(feature = "editor")]
-    if terminal {
+    if terminal && editor::terminal_can_edit() {
         match editor::start() {
             Ok((line_editor, printer)) => {
                 return (
