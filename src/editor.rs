@@ -2,10 +2,10 @@
 //!
 //! Used only when stdin and stdout are both a terminal that can move its cursor (not
 //! `TERM=dumb`), and the `editor` feature is on; pipes and files are read plainly by
-//! [`crate::terminal`]. The editing itself (cursor
-//! keys, grapheme backspace, Ctrl-U, Ctrl-W, Home/End, history with up/down) is
-//! `rustyline`'s, in the terminal's raw mode (`tcsetattr`: no echo, no line buffering,
-//! so each key reaches the program at once and the program draws the line itself).
+//! [`crate::terminal`]. The editing itself (cursor keys, grapheme backspace, Ctrl-U,
+//! Ctrl-W, Home/End, history with up/down) is `rustyline`'s, in the terminal's raw mode
+//! (`tcsetattr`: no echo, no line buffering, so each key reaches the program at once
+//! and the program draws the line itself).
 //!
 //! ## Printing while someone types
 //!
@@ -16,17 +16,20 @@
 //! input rows, prints the line and redraws the input. That hand-over has traps:
 //!
 //! * `ExternalPrinter::print` writes *directly* when rustyline is not in raw mode, and
-//!   its queue holds one line: a line handed over while no `readline` runs either waits
-//!   for the next `readline` (and is lost if none comes) or, just after Enter, lands on
-//!   the end of the input line before rustyline's closing newline.
-//! * So a [`Gate`] says when the printer may use it. The reader thread opens the gate
-//!   just before each `readline`. Enter closes it from inside `readline` (our
-//!   `Validator` hook runs there, while rustyline still draws the line), and waits
-//!   briefly for a hand-over in flight to finish. While the gate is closed the printer
-//!   waits (the reader thread is only replacing the typed line by its echo, then reads
-//!   the next one), so lines keep their order; after the last `readline` (leaving)
-//!   the gate stands open *directly*: the printer writes to stdout itself.
-//! * `print` can block (its queue is one line long), so it is never called with one of
+//!   its queue holds one line, which `readline` empties only when no key is waiting (a
+//!   paste is all keys). A line written directly would overtake one still queued, and
+//!   just after Enter it would land on the end of the input line; a queued line waits
+//!   for the next `readline`.
+//! * So a [`Gate`] says when the printer may hand lines over: only while `readline` is
+//!   in raw mode, so that every line goes through the queue, in order. It opens when
+//!   `readline` has switched to raw mode (our `Hinter` hook runs as it first draws the
+//!   prompt) and closes on Enter (our `Validator` hook runs inside `readline`, before
+//!   raw mode ends), after a short wait for a hand-over that has just begun. While
+//!   it is closed the printer waits: the reader thread is only replacing the typed line
+//!   by its echo and starting the next `readline`, or, for a command, the gate is set
+//!   to print directly until then. After the last `readline` (leaving), the printer
+//!   writes to stdout itself.
+//! * `print` can block (the queue is one line long), so it is never called with one of
 //!   our locks held, and only the printer thread calls it: the network threads hand
 //!   their events to the printer through a queue that never blocks them.
 //!
@@ -48,6 +51,7 @@
 //! or the user's shell would be left without echo.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use rustyline::completion::Completer;
 use rustyline::config::Config;
@@ -60,7 +64,7 @@ use rustyline::{Editor, ExternalPrinter, GraphemeClusterMode, Helper};
 use unicode_segmentation::UnicodeSegmentation;
 
 use crate::console;
-use crate::tuning::PRINT_HANDOVER_TIMEOUT;
+use crate::tuning::PRINT_HANDOVER_GRACE;
 
 /// What the input line starts with.
 pub const PROMPT: &str = "> ";
@@ -73,7 +77,11 @@ const TAB_STOP: usize = 8;
 enum Route {
     /// No `readline` runs and none is about to: write to stdout directly.
     Direct,
-    /// A `readline` runs (or is about to): hand lines to rustyline.
+    /// A `readline` is starting: the printer waits until it has the terminal in raw
+    /// mode (our `Hinter` hook, called as it first draws the prompt), because until then
+    /// `ExternalPrinter::print` would write directly, past a line still in its queue.
+    Starting,
+    /// A `readline` runs in raw mode: hand lines to rustyline.
     Editor,
     /// Enter was pressed: the reader thread is replacing the typed line and will call
     /// `readline` again; the printer waits.
@@ -82,8 +90,8 @@ enum Route {
 
 struct GateState {
     route: Route,
-    /// The printer is inside `ExternalPrinter::print`.
-    handing_over: bool,
+    /// Since when the printer is inside `ExternalPrinter::print`, if it is.
+    handing_over_since: Option<Instant>,
 }
 
 /// Tells the printer thread whether a `readline` is running, so that it knows how to
@@ -98,7 +106,7 @@ impl Gate {
         Gate {
             state: Mutex::new(GateState {
                 route: Route::Direct,
-                handing_over: false,
+                handing_over_since: None,
             }),
             changed: Condvar::new(),
         }
@@ -114,20 +122,30 @@ impl Gate {
     }
 
     /// Enter was pressed (called from inside `readline`, before rustyline leaves raw
-    /// mode): stop handing lines over, and give one in flight a moment to get into
-    /// rustyline's queue while it still reads it. The wait is bounded because `print`
-    /// blocks when that queue is full, and then only this `readline` would empty it;
-    /// a line blocked there is queued, not lost, and shows at the next `readline`.
+    /// mode): stop handing lines over, and give a hand-over that has just begun a moment
+    /// to get into rustyline's queue while `readline` still reads it. Only a moment:
+    /// `print` blocks while that queue is full (during a paste `readline` reads keys
+    /// before printing), and then only this `readline` would empty it. A hand-over
+    /// older than [`PRINT_HANDOVER_GRACE`] is one blocked there: its line is queued,
+    /// not lost, and shows at the next `readline`.
     fn hold(&self) {
         let mut state = self.state();
         if state.route != Route::Editor {
             return;
         }
         state.route = Route::Held;
-        let _ = self
-            .changed
-            .wait_timeout_while(state, PRINT_HANDOVER_TIMEOUT, |state| state.handing_over)
-            .unwrap_or_else(PoisonError::into_inner);
+        let Some(since) = state.handing_over_since else {
+            return;
+        };
+        let waited = since.elapsed();
+        if waited < PRINT_HANDOVER_GRACE {
+            let _ = self
+                .changed
+                .wait_timeout_while(state, PRINT_HANDOVER_GRACE - waited, |state| {
+                    state.handing_over_since == Some(since)
+                })
+                .unwrap_or_else(PoisonError::into_inner);
+        }
     }
 
     /// Waits while the gate is held, then says how to print: `true` for through
@@ -135,15 +153,29 @@ impl Gate {
     fn enter(&self) -> bool {
         let mut state = self
             .changed
-            .wait_while(self.state(), |state| state.route == Route::Held)
+            .wait_while(self.state(), |state| {
+                matches!(state.route, Route::Starting | Route::Held)
+            })
             .unwrap_or_else(PoisonError::into_inner);
         let through_editor = state.route == Route::Editor;
-        state.handing_over = through_editor;
+        if through_editor {
+            state.handing_over_since = Some(Instant::now());
+        }
         through_editor
     }
 
+    /// `readline` has the terminal in raw mode and is drawing its prompt: if it is
+    /// the one just started, the printer may hand lines over from now on.
+    fn editing_started(&self) {
+        let mut state = self.state();
+        if state.route == Route::Starting {
+            state.route = Route::Editor;
+            self.changed.notify_all();
+        }
+    }
+
     fn handed_over(&self) {
-        self.state().handing_over = false;
+        self.state().handing_over_since = None;
         self.changed.notify_all();
     }
 }
@@ -210,7 +242,7 @@ impl LineEditor {
     /// terminal is gone. After a line, the printer waits until the next call or
     /// [`LineEditor::release`].
     pub fn read_line(&mut self) -> Result<Option<String>, ReadlineError> {
-        self.gate.set(Route::Editor);
+        self.gate.set(Route::Starting);
         let read = self.editor.readline(PROMPT);
         match read {
             Ok(line) => {
@@ -353,9 +385,20 @@ pub fn restore_terminal() {
     }
 }
 
-/// rustyline's hooks: only the `Validator`, which runs on Enter inside `readline`.
+/// rustyline's hooks, used only to know where `readline` is: the `Hinter` (asked for
+/// a hint each time the line is drawn, the first time just after raw mode is on) and
+/// the `Validator` (asked on Enter, before raw mode is off).
 struct EnterHook {
     gate: Arc<Gate>,
+}
+
+impl Hinter for EnterHook {
+    type Hint = String;
+
+    fn hint(&self, _: &str, _: usize, _: &rustyline::Context<'_>) -> Option<String> {
+        self.gate.editing_started();
+        None
+    }
 }
 
 impl Validator for EnterHook {
@@ -367,9 +410,6 @@ impl Validator for EnterHook {
 
 impl Completer for EnterHook {
     type Candidate = String;
-}
-impl Hinter for EnterHook {
-    type Hint = String;
 }
 impl Highlighter for EnterHook {}
 impl Helper for EnterHook {}

@@ -31,6 +31,9 @@ use common::{EVENT_TIMEOUT, free_port, said, unique_suffix};
 /// How often a wait looks at the screen again.
 const SCREEN_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
+/// What the shell in the pane prints after the member exits, before its status.
+const EXITED: &str = "p2pchat exited with status";
+
 /// What the line editor's input line starts with (`PROMPT` in `src/editor.rs`).
 const PROMPT: &str = "> ";
 
@@ -40,11 +43,12 @@ struct Tmux {
 }
 
 impl Tmux {
-    /// Starts `p2pchat ARGS` in a new detached session `columns` × `rows` big. The pane
-    /// stays after the member exits, so its exit can be checked.
+    /// Starts `p2pchat ARGS` in a new detached session `columns` × `rows` big. When the
+    /// member exits, the shell prints its exit status on the screen (tmux's own record
+    /// of it is not always filled in when the terminal closes first).
     fn start(columns: u16, rows: u16, args: &[&str]) -> Tmux {
-        // `exec`, so that the pane's process is the chat itself.
-        Tmux::start_script(columns, rows, &format!("exec {}", chat_command(args)))
+        let script = format!("{}; echo \"{EXITED} $?\"", chat_command(args));
+        Tmux::start_script(columns, rows, &script)
     }
 
     /// Starts a shell running `script` in a new detached session.
@@ -65,6 +69,7 @@ impl Tmux {
             &rows.to_string(),
             script,
         ]);
+        // The screen stays readable after the shell exits.
         tmux.run(&["set-option", "-t", "chat", "remain-on-exit", "on"]);
         tmux
     }
@@ -116,7 +121,7 @@ impl Tmux {
         lines
     }
 
-    /// A tmux format about the pane (`#{cursor_x}`, `#{pane_dead}`, ...).
+    /// A tmux format about the pane (`#{cursor_x}`, `#{pane_pid}`, ...).
     fn pane(&self, format: &str) -> String {
         let output = self.run(&["display-message", "-p", "-t", "chat", format]);
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
@@ -426,22 +431,15 @@ fn ctrl_c_in_the_middle_of_a_line_leaves_politely() {
     alex.wait_for_input_line("half a tho");
     alex.press("C-c");
     bo.wait_for_exact("Alex left chat");
-    // tmux may see the terminal closed before it learns how the process ended.
-    let ending = "#{pane_dead}: status #{pane_dead_status}, signal #{pane_dead_signal}";
-    let deadline = Instant::now() + EVENT_TIMEOUT;
-    let ended = loop {
-        let ended = alex.pane(ending);
-        if ended.starts_with("1: status") && !ended.starts_with("1: status ,") {
-            break ended;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Alex did not exit after Ctrl-C ({ended}):\n{}",
-            show(&alex.lines())
-        );
-        thread::sleep(SCREEN_POLL_INTERVAL);
-    };
-    assert_eq!(ended, "1: status 0, signal", "Alex did not exit cleanly");
+    alex.wait_for("the exit status", |lines| {
+        lines.iter().any(|line| line.starts_with(EXITED))
+    });
+    let lines = alex.lines();
+    assert!(
+        lines.iter().any(|line| *line == format!("{EXITED} 0")),
+        "Alex did not exit cleanly after Ctrl-C:\n{}",
+        show(&lines)
+    );
     assert_eq!(
         bo.count_lines(|line| said(line, "Alex") == Some("half a tho")),
         0,
@@ -554,4 +552,44 @@ fn a_one_row_input_line_stays_whole_when_the_window_narrows() {
     );
     alex.press("Enter");
     bo_receives(&bo, "short line");
+}
+
+#[test]
+fn a_paste_while_others_talk_keeps_every_line_whole_and_in_order() {
+    let (alex, bo) = alex_and_bo(49, 70, 24);
+    alex.run(&["set-option", "-t", "chat", "history-limit", "5000"]);
+    let pasted: Vec<String> = (1..=40).map(|n| format!("pasted {n}")).collect();
+    let talk: Vec<String> = (1..=200).map(|n| format!("talk {n}")).collect();
+    let flood = thread::scope(|scope| {
+        let flood = scope.spawn(|| talk.iter().for_each(|line| bo.send_line(line)));
+        alex.paste(&format!("{}\n", pasted.join("\n")));
+        alex.type_text("still typing");
+        flood.join()
+    });
+    assert!(flood.is_ok(), "Bo's flood failed");
+
+    let lines = alex.wait_for("every line, then the input line", |lines| {
+        lines
+            .iter()
+            .any(|line| said(line, "Bo") == Some("talk 200"))
+            && lines
+                .iter()
+                .any(|line| said(line, "Alex") == Some("pasted 40"))
+            && input_line(lines).is_some_and(|input| same_text(&input, "> still typing"))
+    });
+    let from = |sender: &str, marker: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|line| line.contains(marker))
+            .map(|line| said(line, sender).unwrap_or(line).to_owned())
+            .collect()
+    };
+    assert_eq!(from("Bo", "talk "), talk, "Bo's lines:\n{}", show(&lines));
+    assert_eq!(
+        from("Alex", "pasted "),
+        pasted,
+        "Alex's lines:\n{}",
+        show(&lines)
+    );
+    assert_eq!(input_start(lines.as_slice()), Some(lines.len() - 1));
 }
