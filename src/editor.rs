@@ -25,10 +25,9 @@
 //!   `readline` has switched to raw mode (our `Hinter` hook runs as it first draws the
 //!   prompt) and closes on Enter (our `Validator` hook runs inside `readline`, before
 //!   raw mode ends), after a short wait for a hand-over that has just begun. While
-//!   it is closed the printer waits: the reader thread is only replacing the typed line
-//!   by its echo and starting the next `readline`, or, for a command, the gate is set
-//!   to print directly until then. After the last `readline` (leaving), the printer
-//!   writes to stdout itself.
+//!   it is closed the printer waits: the reader thread is replacing the typed line by
+//!   its echo, or answering a command below it, and then starts the next `readline`.
+//!   After the last `readline` (leaving), the printer writes to stdout itself.
 //! * `print` can block (the queue is one line long), so it is never called with one of
 //!   our locks held, and only the printer thread calls it: the network threads hand
 //!   their events to the printer through a queue that never blocks them.
@@ -130,10 +129,14 @@ impl Gate {
     /// not lost, and shows at the next `readline`.
     fn hold(&self) {
         let mut state = self.state();
-        if state.route != Route::Editor {
-            return;
+        match state.route {
+            Route::Editor => state.route = Route::Held,
+            Route::Starting => {
+                state.route = Route::Held;
+                return;
+            }
+            Route::Direct | Route::Held => return,
         }
-        state.route = Route::Held;
         let Some(since) = state.handing_over_since else {
             return;
         };
@@ -239,8 +242,9 @@ pub fn start() -> Result<(LineEditor, Printer), ReadlineError> {
 
 impl LineEditor {
     /// The next line the user typed; `None` when they leave (Ctrl-C, Ctrl-D) or the
-    /// terminal is gone. After a line, the printer waits until the next call or
-    /// [`LineEditor::release`].
+    /// terminal is gone. After a line, the printer waits until the next call (or until
+    /// the editor is dropped): what arrives while a command is answered (`/history`
+    /// waits up to two seconds for the members) is shown after the answer, in order.
     pub fn read_line(&mut self) -> Result<Option<String>, ReadlineError> {
         self.gate.set(Route::Starting);
         let read = self.editor.readline(PROMPT);
@@ -274,12 +278,6 @@ impl LineEditor {
             // Up to the prompt's row, then clear to the end of the screen.
             console::control(&format!("\r\x1b[{rows}A\x1b[J"));
         }
-    }
-
-    /// The line is being handled (a command may take a while): let the printer print
-    /// directly until the next `readline`.
-    pub fn release(&self) {
-        self.gate.set(Route::Direct);
     }
 }
 

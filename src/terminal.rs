@@ -181,15 +181,6 @@ impl Input {
         }
         let _ = line;
     }
-
-    /// `line` is a command: its answer is printed below it, and what arrives meanwhile
-    /// is printed directly.
-    fn command(&mut self) {
-        #[cfg(feature = "editor")]
-        if let Input::Editor(line_editor) = self {
-            line_editor.release();
-        }
-    }
 }
 
 impl Output {
@@ -274,11 +265,7 @@ fn print_events(
 /// The stdin loop: one typed line at a time, until `/exit` or the end of input.
 fn read_commands(node: &Node, style: Style, input: &mut Input) {
     while let Some(text) = input.next_line() {
-        let command = commands::parse(&text);
-        if !matches!(command, Command::Say(_) | Command::Nothing) {
-            input.command();
-        }
-        let outcome = match command {
+        let outcome = match commands::parse(&text) {
             Command::Say(message) => node.send(message).inspect(|()| input.replace_typed(&text)),
             Command::Members => {
                 console::out(&display::members_lines(&roster(node)));
