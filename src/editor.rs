@@ -2,7 +2,7 @@
 //!
 //! Used only when stdin and stdout are both a terminal that can move its cursor (not
 //! `TERM=dumb`), and the `editor` feature is on; pipes and files are read plainly by
-//! [`crate::terminal`]. The editing itself (cursor keys, grapheme backspace, Ctrl-U,
+//! the front end (`terminal.rs`). The editing itself (cursor keys, grapheme backspace, Ctrl-U,
 //! Ctrl-W, Home/End, history with up/down) is `rustyline`'s, in the terminal's raw mode
 //! (`tcsetattr`: no echo, no line buffering, so each key reaches the program at once
 //! and the program draws the line itself).
@@ -270,7 +270,8 @@ impl LineEditor {
     }
 
     /// Erases the prompt and `line` (just accepted) from the screen, so that the
-    /// chat's echo of it takes their place, then lets the printer go on.
+    /// chat's echo of it, which the printer shows once the next `readline` starts,
+    /// takes their place.
     pub fn replace_with_echo(&mut self, line: &str) {
         if let Some((columns, _rows)) = self.editor.dimensions() {
             let text = format!("{PROMPT}{line}");
