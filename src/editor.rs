@@ -2,10 +2,10 @@
 //!
 //! Used only when stdin and stdout are both a terminal that can move its cursor (not
 //! `TERM=dumb`), and the `editor` feature is on; pipes and files are read plainly by
-//! the front end (`terminal.rs`). The editing itself (cursor keys, grapheme backspace, Ctrl-U,
-//! Ctrl-W, Home/End, history with up/down) is `rustyline`'s, in the terminal's raw mode
-//! (`tcsetattr`: no echo, no line buffering, so each key reaches the program at once
-//! and the program draws the line itself).
+//! the front end (`terminal.rs`). The editing itself (cursor keys, grapheme
+//! backspace, Ctrl-U, Ctrl-W, Home/End, history with up/down) is `rustyline`'s, in the
+//! terminal's raw mode (`tcsetattr`: no echo, no line buffering, so each key reaches
+//! the program at once and the program draws the line itself).
 //!
 //! ## Printing while someone types
 //!
