@@ -48,6 +48,13 @@
 //! signal handler exits the process from another thread: [`restore_terminal`] puts back
 //! the terminal settings saved before the first `readline` (`tcgetattr`/`tcsetattr`),
 //! or the user's shell would be left without echo.
+//!
+//! Two limits, both at the moment of leaving with Ctrl-C or Ctrl-D (which, unlike
+//! Enter, no hook of rustyline reports): a line that arrives in that very instant can be
+//! printed directly, after the abandoned input line; and a line still in rustyline's
+//! queue then (it holds one while keys are waiting, as in a paste) is dropped with the
+//! editor. Lines that arrive after that are printed as usual while the chat says
+//! goodbye.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
