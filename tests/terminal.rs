@@ -7,7 +7,7 @@
 //! ([`ChatProcess`]), whose stdout says what Alex really sent.
 //!
 //! Each test has its own tmux server (`-L` with a name no other test uses), its own port
-//! from [`free_port`] and its own block of addresses, 127.0.N.x with one N from 40 to 49
+//! from [`free_port`] and its own block of addresses, 127.0.N.x with one N from 40 to 59
 //! per test (the other test files use lower blocks). A [`Tmux`] guard kills its server,
 //! and with it the member inside, when the test ends, even by a panic.
 //!
@@ -637,4 +637,32 @@ fn a_paste_while_others_talk_keeps_every_line_whole_and_in_order() {
         show(&lines)
     );
     assert_eq!(input_start(lines.as_slice()), Some(lines.len() - 1));
+}
+
+#[test]
+fn the_usual_editing_keys_and_the_history_of_typed_lines_work() {
+    if !tmux_available("the_usual_editing_keys_and_the_history_of_typed_lines_work") {
+        return;
+    }
+    let (alex, bo) = alex_and_bo(50, 80, 24);
+    alex.type_text("first line");
+    alex.press("Enter");
+    bo_receives(&bo, "first line");
+
+    // Up brings back what this member typed.
+    alex.press("Up");
+    alex.wait_for_input_line("first line");
+    // Ctrl-W deletes the word before the cursor, Home goes to the start.
+    alex.press("C-w");
+    alex.wait_for_input_line("first ");
+    alex.press("Home");
+    alex.type_text("the ");
+    alex.wait_for_input_line("the first ");
+    // Ctrl-U deletes to the start of the line.
+    alex.press("End");
+    alex.press("C-u");
+    alex.wait_for_input_line("");
+    alex.type_text("second line");
+    alex.press("Enter");
+    bo_receives(&bo, "second line");
 }
