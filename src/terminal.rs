@@ -28,7 +28,9 @@
 //! settings first if the line editor had it in raw mode).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, IsTerminal, StdinLock, Write};
+#[cfg(feature = "editor")]
+use std::io::IsTerminal;
+use std::io::{self, BufRead, StdinLock, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver};
@@ -134,9 +136,8 @@ enum Output {
 /// The line editor when stdin and stdout are a terminal (and it can start there),
 /// plain lines otherwise.
 fn front_end() -> (Input, Output) {
-    let terminal = io::stdin().is_terminal() && io::stdout().is_terminal();
     #[cfg(feature = "editor")]
-    if terminal && editor::terminal_can_edit() {
+    if io::stdin().is_terminal() && io::stdout().is_terminal() && editor::terminal_can_edit() {
         match editor::start() {
             Ok((line_editor, printer)) => {
                 return (
@@ -149,7 +150,6 @@ fn front_end() -> (Input, Output) {
             ))),
         }
     }
-    let _ = terminal;
     (Input::Plain(io::stdin().lock()), Output::Plain)
 }
 
@@ -179,7 +179,7 @@ impl Input {
         if let Input::Editor(line_editor) = self {
             line_editor.replace_with_echo(line);
         }
-        let _ = line;
+        let _ = line; // unused without the editor
     }
 }
 
