@@ -21,6 +21,7 @@ mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -40,6 +41,9 @@ const PROMPT: &str = "> ";
 /// A tmux server of our own with one session, `chat`, running one chat member.
 struct Tmux {
     socket: String,
+    /// Where the server's socket file is, to remove it at the end (`kill-server`
+    /// leaves it behind).
+    socket_path: Option<PathBuf>,
 }
 
 impl Tmux {
@@ -53,8 +57,9 @@ impl Tmux {
 
     /// Starts a shell running `script` in a new detached session.
     fn start_script(columns: u16, rows: u16, script: &str) -> Tmux {
-        let tmux = Tmux {
+        let mut tmux = Tmux {
             socket: format!("p2pchat-test-{}", unique_suffix()),
+            socket_path: None,
         };
         tmux.run(&[
             "-f",
@@ -71,6 +76,7 @@ impl Tmux {
         ]);
         // The screen stays readable after the shell exits.
         tmux.run(&["set-option", "-t", "chat", "remain-on-exit", "on"]);
+        tmux.socket_path = Some(PathBuf::from(tmux.pane("#{socket_path}")));
         tmux
     }
 
@@ -193,6 +199,9 @@ impl Drop for Tmux {
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .output();
+        if let Some(path) = &self.socket_path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
