@@ -77,10 +77,10 @@ impl SentPrivates {
     /// number.
     pub fn number(&mut self, to: Run, sent_at_ms: i64, text: &str) -> u64 {
         if !self.by_run.contains_key(&to) {
-            if self.by_run.len() >= self.max_runs {
-                if let Some(oldest) = self.runs_in_order.pop_front() {
-                    self.by_run.remove(&oldest);
-                }
+            if self.by_run.len() >= self.max_runs
+                && let Some(oldest) = self.runs_in_order.pop_front()
+            {
+                self.by_run.remove(&oldest);
             }
             self.runs_in_order.push_back(to);
         }

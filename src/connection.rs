@@ -203,11 +203,12 @@ fn spawn(
         .stack_size(THREAD_STACK_BYTES)
         .spawn(move || {
             let mut slot = slot;
-            if let Err(e) = body(&mut slot) {
-                if !matches!(e, ConnectionError::Declined) && !slot.shared().is_leaving() {
-                    slot.shared()
-                        .warn(format!("connection with {peer_addr} ended: it {e}"));
-                }
+            if let Err(e) = body(&mut slot)
+                && !matches!(e, ConnectionError::Declined)
+                && !slot.shared().is_leaving()
+            {
+                slot.shared()
+                    .warn(format!("connection with {peer_addr} ended: it {e}"));
             }
         });
     if let Err(e) = started {

@@ -27,6 +27,15 @@ pub fn err(text: &str) {
     write_line(&mut io::stderr().lock(), text);
 }
 
+/// Writes `sequence` (terminal control codes, no line ending) to stdout, whole: used by
+/// the line editor to move the cursor and erase what it drew.
+pub fn control(sequence: &str) {
+    let mut stdout = io::stdout().lock();
+    let _console = CONSOLE.lock().unwrap_or_else(PoisonError::into_inner);
+    let _ = stdout.write_all(sequence.as_bytes());
+    let _ = stdout.flush();
+}
+
 fn write_line(stream: &mut impl Write, text: &str) {
     let line = format!("{text}\n");
     let _console = CONSOLE.lock().unwrap_or_else(PoisonError::into_inner);

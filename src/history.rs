@@ -116,14 +116,14 @@ impl History {
     /// was already known (a copy from a reply is then promoted to first-hand).
     pub fn record(&mut self, message: ChatMessage, now_ms: i64) -> bool {
         if let Some(key) = self.keys.get(&message.id).copied() {
-            if let Some(Kept { source, .. }) = self.by_show_order.get_mut(&key) {
-                if let Source::Replied { by } = *source {
-                    *source = Source::FirstHand;
-                    if let Some(queue) = self.replied.get_mut(&by) {
-                        queue.retain(|id| *id != message.id);
-                    }
-                    self.first_hand.push_back(message.id);
+            if let Some(Kept { source, .. }) = self.by_show_order.get_mut(&key)
+                && let Source::Replied { by } = *source
+            {
+                *source = Source::FirstHand;
+                if let Some(queue) = self.replied.get_mut(&by) {
+                    queue.retain(|id| *id != message.id);
                 }
+                self.first_hand.push_back(message.id);
             }
             return false;
         }
@@ -146,17 +146,17 @@ impl History {
         if let Some(key) = self.keys.get(&message.id).copied() {
             // Its author's own word beats another member's: the mark goes.
             let from_its_author = by == message.id.origin;
-            if let Some(Kept { source, .. }) = self.by_show_order.get_mut(&key) {
-                if let Source::Replied { by: relayer } = *source {
-                    if from_its_author && relayer != by {
-                        *source = Source::Replied { by };
-                        if let Some(queue) = self.replied.get_mut(&relayer) {
-                            queue.retain(|id| *id != message.id);
-                        }
-                        self.replied.entry(by).or_default().push_back(message.id);
-                        self.replied.retain(|_, queue| !queue.is_empty());
-                    }
+            if let Some(Kept { source, .. }) = self.by_show_order.get_mut(&key)
+                && let Source::Replied { by: relayer } = *source
+                && from_its_author
+                && relayer != by
+            {
+                *source = Source::Replied { by };
+                if let Some(queue) = self.replied.get_mut(&relayer) {
+                    queue.retain(|id| *id != message.id);
                 }
+                self.replied.entry(by).or_default().push_back(message.id);
+                self.replied.retain(|_, queue| !queue.is_empty());
             }
             return Err(Refused::Known);
         }

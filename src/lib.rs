@@ -27,8 +27,9 @@
 //!
 //! From Alex's keyboard to Bo's screen, file by file; every call runs one way, down:
 //!
-//! 1. [`terminal`]: the stdin thread reads `Hello` and [`commands::parse`] says it is a
-//!    message, so it calls [`Node::send`].
+//! 1. [`terminal`]: the stdin thread reads `Hello` (in a terminal, with the line editor,
+//!    [`editor`]) and [`commands::parse`] says it is a message, so it calls
+//!    [`Node::send`].
 //! 2. [`node`]: `send` takes the state lock ([`shared`]), numbers the message, and
 //!    queues one `Chat` frame ([`protocol`], encoded once) on every installed
 //!    connection's [`link::Link`]; it releases the lock, then writes.
@@ -39,7 +40,8 @@
 //!    records the message in the bounded log ([`history`]) and queues an
 //!    [`Event::Message`] ([`event`]), a queue that never makes the network wait.
 //! 5. Bo's printer thread ([`terminal`]) takes the event and prints
-//!    `hh:mm:ss Alex: Hello` ([`display`]), whole ([`console`]).
+//!    `hh:mm:ss Alex: Hello` ([`display`]), whole ([`console`]), above the line Bo is
+//!    typing ([`editor`]).
 //!
 //! ## How a member leaves
 //!
@@ -93,13 +95,15 @@
 //! | [`commands`]    | what a typed line means; pure                                 |
 //! | [`display`]     | what the user sees, sanitised; pure                           |
 //! | [`console`]     | printing whole lines                                          |
+//! | [`editor`]      | the line editor: an input line arriving lines never break     |
 //! | [`terminal`]    | the interactive front end: stdin, printing, Ctrl-C            |
 //! | [`cli`]         | the command line; pure                                        |
 //!
 //! Private items (the engine's `Shared`, `Slot`, the per-peer loop) are documented too:
 //! `cargo doc --document-private-items --open` shows them.
 
-// The only unsafe code is the few Windows calls in `platform`, each allowed where it is.
+// The only unsafe code is the few Windows console calls in `platform` and the termios
+// calls in `editor` (std has neither), each allowed where it is.
 #![deny(unsafe_code)]
 
 pub mod catch_up;
@@ -111,6 +115,8 @@ pub mod connection;
 pub mod console;
 pub mod discovery;
 pub mod display;
+#[cfg(feature = "editor")]
+pub mod editor;
 pub mod event;
 pub mod history;
 pub mod link;

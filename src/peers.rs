@@ -345,10 +345,10 @@ impl PeerMap {
 
     /// Records a member's new name (`/name`), if it is still the same run of it.
     pub fn rename(&mut self, addr: Ipv4Addr, instance: u64, name: &str) {
-        if let Some(peer) = self.peers.get_mut(&addr) {
-            if peer.identity.instance == instance {
-                peer.identity.name = name.to_owned();
-            }
+        if let Some(peer) = self.peers.get_mut(&addr)
+            && peer.identity.instance == instance
+        {
+            peer.identity.name = name.to_owned();
         }
     }
 

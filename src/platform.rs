@@ -46,8 +46,9 @@
 //!   [`LEAVE_LINGER`](crate::tuning::LEAVE_LINGER) plus
 //!   [`PRINTER_DRAIN_TIMEOUT`](crate::tuning::PRINTER_DRAIN_TIMEOUT).
 //!
-//! The Windows calls are the only `unsafe` code in the crate (`#![deny(unsafe_code)]`
-//! everywhere else): each is a plain foreign function call, with its `SAFETY:` reason.
+//! The Windows calls, and the line editor's termios calls in [`crate::editor`], are the
+//! only `unsafe` code in the crate (`#![deny(unsafe_code)]` everywhere else): each is a
+//! plain foreign function call, with its `SAFETY:` reason.
 
 use std::io;
 

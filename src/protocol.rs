@@ -1145,7 +1145,7 @@ mod tests {
             let mut bytes: Vec<u8> = (0..length).map(|_| rng.next() as u8).collect();
             // Half the time, make the length prefix plausible so the body parser is
             // exercised too, not just the length check.
-            if bytes.len() >= 5 && rng.next() % 2 == 0 {
+            if bytes.len() >= 5 && rng.next().is_multiple_of(2) {
                 let body = (bytes.len() - 4) as u32;
                 bytes[..4].copy_from_slice(&body.to_be_bytes());
                 bytes[4] = (rng.next() % 12) as u8;

@@ -85,10 +85,10 @@ impl Resuming {
 
     /// Stops holding up the other catch-ups (the connection ended before the answer did).
     pub fn stop_waiting(&mut self, shared: &Shared) {
-        if std::mem::replace(&mut self.waited_for, false) {
-            if let Some(batch) = shared.reunion().stop_waiting() {
-                shared.emit(batch);
-            }
+        if std::mem::replace(&mut self.waited_for, false)
+            && let Some(batch) = shared.reunion().stop_waiting()
+        {
+            shared.emit(batch);
         }
     }
 

@@ -83,6 +83,14 @@ pub const LEAVE_LINGER: Duration = Duration::from_millis(500);
 /// nobody reads (a stalled pipe), which must not keep the process from exiting.
 pub const PRINTER_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long Enter in the line editor waits for a line the printer thread began to hand
+/// to the editor, so that it shows above the prompt rather than on the end of the input
+/// line. A hand-over takes microseconds, or lasts until the next prompt when the
+/// editor's one-line queue is full (during a paste); one older than this is that case,
+/// and is not waited for. 20 ms covers a thread that the scheduler set aside once on a
+/// busy machine, and is below what a person notices after Enter (see `editor.rs`).
+pub const PRINT_HANDOVER_GRACE: Duration = Duration::from_millis(20);
+
 /// How long `/history` waits for the members' replies before showing what it has.
 pub const HISTORY_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -67,10 +67,11 @@ fn every_source_file_is_in_the_table() {
     for entry in std::fs::read_dir(&src).expect("list src") {
         let name = entry.expect("a directory entry").file_name();
         let name = name.to_string_lossy();
-        if let Some(module) = name.strip_suffix(".rs") {
-            if !["lib", "main"].contains(&module) && !order.iter().any(|m| m == module) {
-                missing.push(module.to_owned());
-            }
+        if let Some(module) = name.strip_suffix(".rs")
+            && !["lib", "main"].contains(&module)
+            && !order.iter().any(|m| m == module)
+        {
+            missing.push(module.to_owned());
         }
     }
     assert!(missing.is_empty(), "not in src/lib.rs's table: {missing:?}");

@@ -169,10 +169,10 @@ fn chat_catch_up(
     let mut received = HashSet::new();
     reports
         .wait(STEP_TIMEOUT, |_, seen| {
-            if let (STAYER, What::Message { from: SENDER, id }) = (seen.at, seen.what) {
-                if ids.contains(&id) {
-                    received.insert(id);
-                }
+            if let (STAYER, What::Message { from: SENDER, id }) = (seen.at, seen.what)
+                && ids.contains(&id)
+            {
+                received.insert(id);
             }
             received.len() == MISSED_LINES
         })
@@ -243,10 +243,10 @@ fn floor_catch_up(lan: &Lan, reports: &mut Reports) -> Result<Option<Duration>, 
     let wanted: HashSet<u64> = ids.into_iter().collect();
     let mut shown = HashSet::new();
     let all_shown = reports.wait(STEP_TIMEOUT, |_, seen| {
-        if let (CUT, What::Message { from: SENDER, id }) = (seen.at, seen.what) {
-            if wanted.contains(&id) {
-                shown.insert(id);
-            }
+        if let (CUT, What::Message { from: SENDER, id }) = (seen.at, seen.what)
+            && wanted.contains(&id)
+        {
+            shown.insert(id);
         }
         shown.len() == MISSED_LINES
     });

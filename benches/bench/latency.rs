@@ -154,10 +154,11 @@ pub(crate) fn one_delivery(
     (carrier.send)(from, id).ok()?;
     let mut delivered = HashSet::new();
     let last = carrier.reports.wait(SAMPLE_TIMEOUT, |_, seen| {
-        if let What::Message { id: got, .. } = seen.what {
-            if got == id && seen.at != from {
-                delivered.insert(seen.at);
-            }
+        if let What::Message { id: got, .. } = seen.what
+            && got == id
+            && seen.at != from
+        {
+            delivered.insert(seen.at);
         }
         delivered.len() == members.len() - 1
     })?;

@@ -118,12 +118,11 @@ pub(crate) fn throughput_round(
             if let Some(slot) = received
                 .get_mut(&seen.at)
                 .and_then(|r| r.get_mut(index as usize))
+                && !*slot
             {
-                if !*slot {
-                    *slot = true;
-                    missing -= 1;
-                    last = seen.t;
-                }
+                *slot = true;
+                missing -= 1;
+                last = seen.t;
             }
         }
     });
