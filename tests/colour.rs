@@ -66,12 +66,22 @@ fn colour_only_on_a_terminal() {
             coloured.transcript()
         );
     }
-    // Not with NO_COLOR, and not into a pipe.
-    for process in [&piped, &no_color] {
-        process.assert_not_printed("an escape sequence", |l| l.contains('\x1b'));
-    }
+    // Not into a pipe: plain text, not one escape sequence. Not with NO_COLOR: no
+    // colour (on a terminal the line editor still moves the cursor with escape
+    // sequences; NO_COLOR is about colour).
+    piped.assert_not_printed("an escape sequence", |l| l.contains('\x1b'));
+    no_color.assert_not_printed("a colour code", has_colour_code);
 
     for process in [&mut coloured, &mut piped, &mut no_color] {
         process.leave_with_exit();
     }
+}
+
+/// Whether `line` holds an SGR sequence (`ESC [`, digits and semicolons, `m`): how a
+/// terminal is told a colour.
+fn has_colour_code(line: &str) -> bool {
+    line.split("\x1b[").skip(1).any(|rest| {
+        rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == ';')
+            .starts_with('m')
+    })
 }
