@@ -385,6 +385,8 @@ fn read_hello(
 /// Returns whether to keep the connection, and whether it is a run of the member we
 /// lost contact with (a cut, or a connection replaced), so that we catch up.
 fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> (bool, bool) {
+    // Read before the state lock (which is never held while taking the history's).
+    let had_of_theirs = shared.history().newest_of(peer.addr, peer.instance);
     let (admission, joined, returning) = {
         let mut state = shared.state();
         let lost_before = state
@@ -403,7 +405,7 @@ fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> (bool, bool)
             Admission::Replaced { old, .. } => {
                 state
                     .peers
-                    .lost_contact(peer.addr, peer.instance, old.last_heard());
+                    .lost_contact(peer.addr, peer.instance, old.last_heard(), had_of_theirs);
                 true
             }
             _ => false,
@@ -445,6 +447,7 @@ fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> (bool, bool)
 /// has left; unless it said goodbye, it may come back, and we note when we last heard
 /// from it, to catch up then.
 fn connection_closed(shared: &Shared, peer: &PeerIdentity, link: &Link, said_goodbye: bool) {
+    let had_of_theirs = shared.history().newest_of(peer.addr, peer.instance);
     let removed = {
         let mut state = shared.state();
         let removed = state.peers.remove_if_current(peer.addr, link);
@@ -453,7 +456,7 @@ fn connection_closed(shared: &Shared, peer: &PeerIdentity, link: &Link, said_goo
         } else if removed.is_some() {
             state
                 .peers
-                .lost_contact(peer.addr, peer.instance, link.last_heard());
+                .lost_contact(peer.addr, peer.instance, link.last_heard(), had_of_theirs);
         }
         removed
     };

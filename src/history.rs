@@ -281,6 +281,11 @@ impl History {
             .collect()
     }
 
+    /// The number of the newest message of one sender's run still in the log.
+    pub fn newest_of(&self, origin: Ipv4Addr, instance: u64) -> Option<u64> {
+        self.numbers_of(origin, instance).into_iter().max()
+    }
+
     pub fn len(&self) -> usize {
         self.keys.len()
     }

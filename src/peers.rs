@@ -162,6 +162,9 @@ pub struct PeerMap {
 struct Lost {
     instance: u64,
     heard: LastHeard,
+    /// The number of the newest message of theirs we had then (see
+    /// [`PeerMap::had_before_cut`]).
+    had_of_theirs: Option<u64>,
 }
 
 impl PeerMap {
@@ -389,8 +392,14 @@ impl PeerMap {
     }
 
     /// Notes that we lost contact with this run of the member at `addr`, having last
-    /// heard from it as `heard` says.
-    pub fn lost_contact(&mut self, addr: Ipv4Addr, instance: u64, heard: LastHeard) {
+    /// heard from it as `heard` says, and having its messages up to `had_of_theirs`.
+    pub fn lost_contact(
+        &mut self,
+        addr: Ipv4Addr,
+        instance: u64,
+        heard: LastHeard,
+        had_of_theirs: Option<u64>,
+    ) {
         if self.lost.len() >= MAX_CONNECTIONS && !self.lost.contains_key(&addr) {
             // Forget the contact lost longest ago: the least likely to come back.
             let oldest = self.lost.iter().min_by_key(|(_, lost)| lost.heard.at_ms);
@@ -398,7 +407,12 @@ impl PeerMap {
                 self.lost.remove(&oldest);
             }
         }
-        self.lost.insert(addr, Lost { instance, heard });
+        let lost = Lost {
+            instance,
+            heard,
+            had_of_theirs,
+        };
+        self.lost.insert(addr, lost);
     }
 
     /// The member at `addr` said goodbye: there is nothing to catch up on.
@@ -413,6 +427,17 @@ impl PeerMap {
             .get(&addr)
             .filter(|lost| lost.instance == instance)
             .map(|lost| lost.heard)
+    }
+
+    /// The number of the newest message of this run of the member at `addr` that we had
+    /// when we lost contact with it (`None`: none, or we did not lose contact). What
+    /// other members relay to us afterwards can leave a gap below their newest line,
+    /// which only the member itself can tell us about.
+    pub fn had_before_cut(&self, addr: Ipv4Addr, instance: u64) -> Option<u64> {
+        self.lost
+            .get(&addr)
+            .filter(|lost| lost.instance == instance)
+            .and_then(|lost| lost.had_of_theirs)
     }
 
     /// Whether a member is installed at `addr` (any run).

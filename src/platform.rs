@@ -46,7 +46,7 @@
 //!   [`LEAVE_LINGER`](crate::tuning::LEAVE_LINGER) plus
 //!   [`PRINTER_DRAIN_TIMEOUT`](crate::tuning::PRINTER_DRAIN_TIMEOUT).
 //!
-//! The Windows calls, and the line editor's termios calls in [`crate::editor`], are the
+//! The Windows calls, and the line editor's termios calls in `editor.rs`, are the
 //! only `unsafe` code in the crate (`#![deny(unsafe_code)]` everywhere else): each is a
 //! plain foreign function call, with its `SAFETY:` reason.
 

@@ -35,11 +35,18 @@ pub(crate) struct Resuming {
 impl Resuming {
     /// Asks a member we lost contact with for what we missed.
     pub fn ask(shared: &Shared, link: &Link, peer: &PeerIdentity) -> Resuming {
-        let have = shared.history().have();
-        let privates_received = shared
-            .state()
-            .received_privates
-            .latest((peer.addr, peer.instance));
+        let mut have = shared.history().have();
+        let (privates_received, had_of_theirs) = {
+            let state = shared.state();
+            (
+                state.received_privates.latest((peer.addr, peer.instance)),
+                state.peers.had_before_cut(peer.addr, peer.instance),
+            )
+        };
+        // Of its own messages, we claim only what we had when the cut began: lines of
+        // its that other members relayed to us since may start above a gap that no
+        // log holds any more, and only the member itself can count that gap for us.
+        claim_only_what_we_had(&mut have, peer, had_of_theirs);
         shared.reunion().begin();
         shared.send_frame(
             link,
@@ -138,6 +145,22 @@ impl Resuming {
         if let Some(batch) = batch {
             shared.emit(batch);
         }
+    }
+}
+
+/// Lowers our claim on `peer`'s own messages in `have` to `had_of_theirs`, what we had
+/// of them when the cut began (dropping the claim if we had none): the answer then
+/// counts its lines we can no longer get, and repeats only lines we already show,
+/// which are recorded once.
+fn claim_only_what_we_had(have: &mut Vec<MessageId>, peer: &PeerIdentity, had: Option<u64>) {
+    let theirs = |id: &MessageId| id.origin == peer.addr && id.instance == peer.instance;
+    match had {
+        Some(had) => {
+            for id in have.iter_mut().filter(|id| theirs(id)) {
+                id.seq = id.seq.min(had);
+            }
+        }
+        None => have.retain(|id| !theirs(id)),
     }
 }
 

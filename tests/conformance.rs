@@ -759,15 +759,97 @@ impl RawPeer {
     /// The same run connects again after a cut: hello, the victim's hello, our
     /// confirmation, then the victim's catch-up request.
     fn come_back(from: Ipv4Addr, victim: &mut Victim, name: &str) -> RawPeer {
+        RawPeer::come_back_asked(from, victim, name).0
+    }
+
+    /// [`RawPeer::come_back`], also returning the catch-up request's `have`:
+    /// (origin, instance, seq) for every sender the victim claims.
+    fn come_back_asked(
+        from: Ipv4Addr,
+        victim: &mut Victim,
+        name: &str,
+    ) -> (RawPeer, Vec<(Ipv4Addr, u64, u64)>) {
         let mut peer = RawPeer::connect(from, victim);
         peer.send(&hello(u64::from(u32::from(from)), name, "lobby"));
         assert_eq!(peer.next_frame().map(|(kind, _)| kind), Some(0x01));
         peer.send(&heartbeat());
         victim.expect_joined(name);
-        let request = peer.next_frame().map(|(kind, _)| kind);
-        assert_eq!(request, Some(0x0c), "a returning run is asked to catch up");
-        peer
+        // The member list (0b) may come first: the request is what we are after.
+        let request = loop {
+            match peer.next_frame() {
+                Some((0x0b, _)) => continue,
+                Some((0x0c, payload)) => break payload,
+                other => panic!("a returning run is asked to catch up, got {other:?}"),
+            }
+        };
+        // "privates_received u64, count u16, then count × (origin, instance u64, seq u64)"
+        let have = request[10..]
+            .chunks_exact(20)
+            .map(|entry| {
+                let origin = Ipv4Addr::new(entry[0], entry[1], entry[2], entry[3]);
+                let number =
+                    |at: usize| u64::from_be_bytes(entry[at..at + 8].try_into().expect("8 bytes"));
+                (origin, number(4), number(12))
+            })
+            .collect();
+        (peer, have)
     }
+}
+
+#[test]
+fn a_gap_that_relayed_lines_leave_is_counted_by_the_member_that_made_it() {
+    let mut victim = Victim::start(20);
+    let (ann_addr, bob_addr) = (host(128), host(129));
+    let ann_instance = u64::from(u32::from(ann_addr));
+    // Ann says one line, then both are cut off.
+    let mut ann = RawPeer::join(ann_addr, &mut victim, "Ann");
+    ann.send(&chat(1, now_ms(), "before the cut"));
+    victim.inbox.expect_event(
+        |e| matches!(e, Event::Message(m) if m.text == "before the cut"),
+        EVENT_TIMEOUT,
+    );
+    let bob = RawPeer::join(bob_addr, &mut victim, "Bob");
+    for (peer, name) in [(ann, "Ann"), (bob, "Bob")] {
+        drop(peer);
+        victim.inbox.expect_event(
+            |e| matches!(e, Event::Left(m) if m.name == name),
+            EVENT_TIMEOUT,
+        );
+    }
+    // Bob comes back first and relays what he still has of Ann's: from her 201st line
+    // on (his log forgot 2 to 200).
+    let mut bob = RawPeer::come_back(bob_addr, &mut victim, "Bob");
+    bob.send(&catch_up_entry(&Entry {
+        origin: ann_addr,
+        instance: ann_instance,
+        seq: 201,
+        sent_at_ms: now_ms() - 1000,
+        name: "Ann",
+        text: "relayed by Bob",
+    }));
+    bob.send(&catch_up_end(0));
+    victim.inbox.expect_event(
+        |e| matches!(e, Event::CaughtUp { messages, .. } if messages.iter().any(|m| m.text == "relayed by Bob")),
+        EVENT_TIMEOUT,
+    );
+    // Ann comes back: the victim must not claim her line 201, or she could not tell it
+    // that lines 2 to 200 are gone. It claims what it had at the cut, line 1.
+    let (mut ann, have) = RawPeer::come_back_asked(ann_addr, &mut victim, "Ann");
+    let claimed: Vec<u64> = have
+        .iter()
+        .filter(|(origin, instance, _)| *origin == ann_addr && *instance == ann_instance)
+        .map(|(_, _, seq)| *seq)
+        .collect();
+    assert_eq!(
+        claimed,
+        [1],
+        "the victim's claim on Ann's own lines: {have:?}"
+    );
+    ann.send(&catch_up_end(199));
+    victim.inbox.expect_event(
+        |e| matches!(e, Event::CaughtUp { unavailable, .. } if unavailable.iter().any(|(m, n)| m.name == "Ann" && *n == 199)),
+        EVENT_TIMEOUT,
+    );
 }
 
 #[test]
