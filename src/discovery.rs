@@ -287,6 +287,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_shared_udp_port_can_be_bound_twice() {
+        let first = bind_shared_listener(0).expect("bind a first listener");
+        let port = first
+            .local_addr()
+            .expect("the first listener's port")
+            .port();
+        bind_shared_listener(port).expect("a second listener on the same port");
+    }
+
+    #[test]
     fn announcements_come_in_a_start_up_burst_then_at_a_steady_beat() {
         let start = Instant::now();
         let mut schedule = AnnounceSchedule::new(start);

@@ -345,27 +345,4 @@ mod tests {
         assert!(!Os::HERE.end_of_input.is_empty());
         assert!(LINE_ENDING.ends_with('\n'));
     }
-
-    #[test]
-    fn a_shared_udp_port_can_be_bound_twice() {
-        use socket2::{Domain, Protocol, SockAddr, Type};
-        use std::net::{Ipv4Addr, SocketAddrV4};
-        let bind = |port: u16| -> io::Result<Socket> {
-            let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-            share_udp_port(&socket)?;
-            socket.bind(&SockAddr::from(SocketAddrV4::new(
-                Ipv4Addr::UNSPECIFIED,
-                port,
-            )))?;
-            Ok(socket)
-        };
-        let first = bind(0).expect("bind a first listener");
-        let port = first
-            .local_addr()
-            .ok()
-            .and_then(|addr| addr.as_socket())
-            .map(|addr| addr.port())
-            .expect("the first listener's port");
-        bind(port).expect("a second listener on the same port");
-    }
 }

@@ -13,6 +13,15 @@
 //! is the only thread that waits for the screen: the node's threads hand it events
 //! through a queue that never blocks them ([`crate::event`]).
 //!
+//! The front end's own locks, none of them ever held while taking another, nor while
+//! waiting on the network:
+//!
+//! | lock                      | guards                                              | held while        |
+//! |---------------------------|-----------------------------------------------------|-------------------|
+//! | `console::CONSOLE`        | the terminal, for the one `write` of a whole line   | that write        |
+//! | the editor's `Gate` state | who prints now: stdout, rustyline, or nobody (Enter) | a few instructions, or waiting on its condvar (never inside rustyline's `print`) |
+//! | `printer_done`            | the signal that the printer has shown everything    | waiting for it, bounded by [`PRINTER_DRAIN_TIMEOUT`] |
+//!
 //! When stdin and stdout are both a terminal (and the `editor` feature is built in, as
 //! it is by default), the stdin thread reads with the line editor ([`crate::editor`]):
 //! what arrives is printed above the input line instead of through it, and a sent line
