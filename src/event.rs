@@ -202,6 +202,9 @@ struct QueueState {
     closed: bool,
     /// Nobody will take them: the [`Events`] was dropped.
     receiver_gone: bool,
+    /// Front-end threads asleep on `changed`. Only they need waking: a condvar's
+    /// notify is a system call even when nobody waits, and events come by the thousand.
+    sleepers: usize,
 }
 
 /// A new queue whose waiting events may weigh at most `budget` bytes.
@@ -214,6 +217,7 @@ pub(crate) fn event_queue(budget: usize) -> (EventQueue, Events) {
             dropping: false,
             closed: false,
             receiver_gone: false,
+            sleepers: 0,
         }),
         changed: Condvar::new(),
     });
@@ -264,8 +268,11 @@ impl EventQueue {
                 }),
             }
         }
+        let asleep = queue.sleepers > 0;
         drop(queue);
-        self.shared.changed.notify_one();
+        if asleep {
+            self.shared.changed.notify_one();
+        }
     }
 
     /// Ends the stream: the front end takes what is queued, then sees the end.
@@ -287,11 +294,13 @@ impl Events {
             if queue.closed {
                 return Err(RecvError);
             }
+            queue.sleepers += 1;
             queue = self
                 .shared
                 .changed
                 .wait(queue)
                 .unwrap_or_else(PoisonError::into_inner);
+            queue.sleepers -= 1;
         }
     }
 
@@ -310,12 +319,14 @@ impl Events {
             if left.is_zero() {
                 return Err(RecvTimeoutError::Timeout);
             }
+            queue.sleepers += 1;
             queue = self
                 .shared
                 .changed
                 .wait_timeout(queue, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            queue.sleepers -= 1;
         }
     }
 

@@ -109,6 +109,9 @@ struct Outbox {
     finish: bool,
     /// The connection is closed: frames are dropped.
     closed: bool,
+    /// Threads asleep in [`Link::wait_for_room`]. Only they need waking after a write:
+    /// a condvar's notify is a system call even when nobody waits.
+    waiting_for_room: usize,
 }
 
 /// Why we closed a connection.
@@ -145,6 +148,7 @@ impl Link {
                 held: direction == Direction::Inbound,
                 finish: false,
                 closed: false,
+                waiting_for_room: 0,
             }),
             room_made: Condvar::new(),
             closed_because: OnceLock::new(),
@@ -211,7 +215,9 @@ impl Link {
             outbox.bytes = outbox
                 .bytes
                 .saturating_sub(batch.iter().map(|f| f.len()).sum());
-            self.room_made.notify_all();
+            if outbox.waiting_for_room > 0 {
+                self.room_made.notify_all();
+            }
             if let Err(e) = written {
                 outbox.writing = false;
                 drop(outbox);
@@ -227,13 +233,19 @@ impl Link {
     /// connection closes, which a write that makes no progress does within
     /// [`WRITE_TIMEOUT`].
     pub fn wait_for_room(&self) {
-        let outbox = self.outbox();
-        let _outbox = self
+        let far_behind = |outbox: &mut Outbox| {
+            outbox.bytes > OUTBOX_HIGH_WATER_BYTES && outbox.writing && !outbox.closed
+        };
+        let mut outbox = self.outbox();
+        if !far_behind(&mut outbox) {
+            return;
+        }
+        outbox.waiting_for_room += 1;
+        let mut outbox = self
             .room_made
-            .wait_while(outbox, |outbox| {
-                outbox.bytes > OUTBOX_HIGH_WATER_BYTES && outbox.writing && !outbox.closed
-            })
+            .wait_while(outbox, far_behind)
             .unwrap_or_else(PoisonError::into_inner);
+        outbox.waiting_for_room -= 1;
     }
 
     /// Queues a frame and writes it (or leaves it to the writer at work), then waits
