@@ -167,6 +167,15 @@ pub(crate) fn dial_if_allowed(
     }
 }
 
+/// Dials an address the member at `by` listed: at once where no announcement arrives,
+/// else a moment later if still needed, since announcements most likely connect us
+/// first ([`crate::tuning::LISTED_DIAL_DELAY`]; the discovery thread dials it then).
+fn dial_listed(shared: &Arc<Shared>, target: SocketAddrV4, by: Ipv4Addr) {
+    if is_dialable(*target.ip(), shared.host()) && !shared.wait_to_dial_listed(target, by) {
+        dial_if_allowed(shared, target, None, DialSource::Listed { by });
+    }
+}
+
 /// Starts a thread that dials `peer` (from our own address) and then serves the
 /// connection. The slot keeps the address marked as being dialed until the thread ends.
 fn spawn_outbound(slot: Slot, peer: SocketAddrV4) {
@@ -675,9 +684,8 @@ fn handle_frame(
             }
         }
         Frame::Members { members } => {
-            let source = DialSource::Listed { by: peer.addr };
             for member in members {
-                dial_if_allowed(shared, member, None, source);
+                dial_listed(shared, member, peer.addr);
             }
         }
         Frame::Hello { .. } => {

@@ -52,8 +52,9 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use crate::platform::share_udp_port;
 use crate::protocol::{Announcement, MAX_ANNOUNCEMENT_BYTES};
 use crate::tuning::{
-    ANNOUNCE_INTERVAL, LISTED_DIAL_BURST, LISTED_DIALS_PER_SECOND, LISTED_REDIAL_INTERVAL,
-    REDIAL_INTERVAL, STARTUP_ANNOUNCEMENTS,
+    ANNOUNCE_INTERVAL, BROADCAST_HEARD_WINDOW, LISTED_DIAL_BURST, LISTED_DIAL_DELAY,
+    LISTED_DIALS_PER_SECOND, LISTED_REDIAL_INTERVAL, LISTED_WAITING_MAX, REDIAL_INTERVAL,
+    STARTUP_ANNOUNCEMENTS,
 };
 
 /// The two UDP sockets of a member.
@@ -203,6 +204,11 @@ pub struct DialPolicy {
     listed_tokens: u32,
     /// When the last token was added.
     refilled_at: Instant,
+    /// When another member's announcement last arrived: broadcast reaches us.
+    announcement_heard_at: Option<Instant>,
+    /// Addresses from lists that wait for [`LISTED_DIAL_DELAY`], with when they are due
+    /// and who listed them.
+    listed_waiting: HashMap<SocketAddrV4, (Instant, Ipv4Addr)>,
 }
 
 impl DialPolicy {
@@ -216,7 +222,57 @@ impl DialPolicy {
             last_listed: HashMap::new(),
             listed_tokens: LISTED_DIAL_BURST,
             refilled_at: now,
+            announcement_heard_at: None,
+            listed_waiting: HashMap::new(),
         }
+    }
+
+    /// Another member's announcement arrived `now`.
+    pub fn heard_announcement(&mut self, now: Instant) {
+        self.announcement_heard_at = Some(now);
+    }
+
+    /// A list from `by` named `target`. Where announcements arrive, the dial waits
+    /// [`LISTED_DIAL_DELAY`] (announcements will most likely connect us first): returns
+    /// true, and [`DialPolicy::take_due`] gives it back when due. Otherwise false: dial
+    /// now.
+    pub fn wait_to_dial_listed(
+        &mut self,
+        target: SocketAddrV4,
+        by: Ipv4Addr,
+        now: Instant,
+    ) -> bool {
+        let broadcast_reaches = self
+            .announcement_heard_at
+            .is_some_and(|heard| now.saturating_duration_since(heard) < BROADCAST_HEARD_WINDOW);
+        if !broadcast_reaches
+            || (self.listed_waiting.len() >= LISTED_WAITING_MAX
+                && !self.listed_waiting.contains_key(&target))
+        {
+            return false;
+        }
+        self.listed_waiting
+            .entry(target)
+            .or_insert((now + LISTED_DIAL_DELAY, by));
+        true
+    }
+
+    /// When the next listed address that waits is due, if one waits.
+    pub fn next_listed_due(&self) -> Option<Instant> {
+        self.listed_waiting.values().map(|(due, _)| *due).min()
+    }
+
+    /// The listed addresses due by `now` (and who listed each), no longer waiting.
+    pub fn take_due(&mut self, now: Instant) -> Vec<(SocketAddrV4, Ipv4Addr)> {
+        let mut due = Vec::new();
+        self.listed_waiting.retain(|target, (at, by)| {
+            let waiting = *at > now;
+            if !waiting {
+                due.push((*target, *by));
+            }
+            waiting
+        });
+        due
     }
 
     /// True (and remembered) if `addr`, heard of from `source`, may be dialed `now`:
@@ -353,6 +409,53 @@ mod tests {
             .filter(|i| policy.may_dial(Ipv4Addr::from(0x0a00_0000 + i), LISTER, a_second_later))
             .count();
         assert_eq!(dialed_next, LISTED_DIALS_PER_SECOND as usize);
+    }
+
+    #[test]
+    fn listed_addresses_wait_only_where_announcements_arrive() {
+        let now = Instant::now();
+        let mut policy = DialPolicy::new(now);
+        let by = Ipv4Addr::new(198, 18, 0, 9);
+        let listed = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 24242);
+        // No announcement heard (broadcast filtered): dial at once.
+        assert!(!policy.wait_to_dial_listed(listed, by, now));
+        assert_eq!(policy.next_listed_due(), None);
+
+        // Announcements arrive: the list's address waits, then comes back once.
+        policy.heard_announcement(now);
+        assert!(policy.wait_to_dial_listed(listed, by, now));
+        assert!(
+            policy.wait_to_dial_listed(listed, by, now),
+            "named twice, waits once"
+        );
+        assert_eq!(policy.next_listed_due(), Some(now + LISTED_DIAL_DELAY));
+        assert_eq!(policy.take_due(now + LISTED_DIAL_DELAY / 2), []);
+        assert_eq!(policy.take_due(now + LISTED_DIAL_DELAY), [(listed, by)]);
+        assert_eq!(policy.take_due(now + LISTED_DIAL_DELAY * 2), []);
+
+        // Announcements stopped arriving long ago: at once again.
+        let later = now + BROADCAST_HEARD_WINDOW;
+        assert!(!policy.wait_to_dial_listed(listed, by, later));
+    }
+
+    #[test]
+    fn a_flood_of_listed_addresses_does_not_grow_the_waiting_set() {
+        let now = Instant::now();
+        let mut policy = DialPolicy::new(now);
+        policy.heard_announcement(now);
+        let by = Ipv4Addr::new(198, 18, 0, 9);
+        let waited = (0..1000u32)
+            .filter(|i| {
+                let target = SocketAddrV4::new(Ipv4Addr::from(0x0a00_0000 + i), 24242);
+                policy.wait_to_dial_listed(target, by, now)
+            })
+            .count();
+        // Past the limit they are dialed at once, under the list budget of `may_dial`.
+        assert_eq!(waited, LISTED_WAITING_MAX);
+        assert_eq!(
+            policy.take_due(now + LISTED_DIAL_DELAY).len(),
+            LISTED_WAITING_MAX
+        );
     }
 
     #[test]

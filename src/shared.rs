@@ -24,7 +24,7 @@
 //! | `Shared::history`   | the message log                                             | nothing                  |
 //! | `Rounds::open`        | the `/history` requests waiting for answers                 | nothing                  |
 //! | the event queue's     | the events waiting for the front end                        | nothing                  |
-//! | `Shared::dial_policy` | when each address may be dialed again, the list budget    | nothing                  |
+//! | `Shared::dial_policy` | when each address may be dialed again, the list budget, listed addresses waiting to be dialed | nothing                  |
 //! | `Shared::dial_failures` | which addresses we could not reach (to say so once)     | nothing                  |
 //! | `Shared::listener_thread` | the listener's handle, taken once by `leave`            | nothing                  |
 //!
@@ -324,6 +324,25 @@ impl Shared {
     /// Whether `addr`, heard of from `source`, may be dialed now ([`DialPolicy`]).
     pub fn may_dial(&self, addr: Ipv4Addr, source: DialSource) -> bool {
         lock(&self.dial_policy).may_dial(addr, source, std::time::Instant::now())
+    }
+
+    /// Another member's announcement arrived: broadcast reaches us.
+    pub fn heard_announcement(&self) {
+        lock(&self.dial_policy).heard_announcement(std::time::Instant::now());
+    }
+
+    /// Whether a dial to `target`, listed by `by`, waits a moment (see
+    /// [`DialPolicy::wait_to_dial_listed`]); false: dial now.
+    pub fn wait_to_dial_listed(&self, target: SocketAddrV4, by: Ipv4Addr) -> bool {
+        lock(&self.dial_policy).wait_to_dial_listed(target, by, std::time::Instant::now())
+    }
+
+    /// The listed addresses whose wait is over (and who listed each), and when the next
+    /// one's is.
+    pub fn listed_due(&self) -> (Vec<(SocketAddrV4, Ipv4Addr)>, Option<std::time::Instant>) {
+        let mut policy = lock(&self.dial_policy);
+        let due = policy.take_due(std::time::Instant::now());
+        (due, policy.next_listed_due())
     }
 
     /// A dial to `addr` failed: says so, unless its last dial failed too, or another

@@ -50,6 +50,22 @@ pub const LISTED_DIAL_BURST: u32 = 64;
 /// the largest mesh (256) to form in half a minute, too few to make a flood.
 pub const LISTED_DIALS_PER_SECOND: u32 = 8;
 
+/// Where announcements arrive (another member's within [`BROADCAST_HEARD_WINDOW`]),
+/// addresses from lists are dialed this long after the list came, if still needed: in a
+/// chat starting all at once, announcements connect nearly every pair by then, and a
+/// list dial made at once would mostly race the other side's dial, making a second
+/// connection for one of the two to close (measured: a third more connections for 64
+/// members started at once). Where no announcement arrives, lists are dialed at once.
+pub const LISTED_DIAL_DELAY: Duration = Duration::from_millis(500);
+
+/// How recent another member's announcement must be for broadcast to count as
+/// reaching us: two announcement intervals.
+pub const BROADCAST_HEARD_WINDOW: Duration = Duration::from_secs(4);
+
+/// How many listed addresses may wait for [`LISTED_DIAL_DELAY`] at once; past that,
+/// they are dialed at once, as where no announcement arrives.
+pub const LISTED_WAITING_MAX: usize = 256;
+
 /// How long a TCP connect may take before the address is given up until its next
 /// announcement. On a LAN a connect takes well under a millisecond; the slack covers
 /// a lost SYN, which the kernel resends after one second.
