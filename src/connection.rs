@@ -167,11 +167,14 @@ pub(crate) fn dial_if_allowed(
     }
 }
 
-/// Dials an address the member at `by` listed: at once where no announcement arrives,
-/// else a moment later if still needed, since announcements most likely connect us
-/// first ([`crate::tuning::LISTED_DIAL_DELAY`]; the discovery thread dials it then).
-fn dial_listed(shared: &Arc<Shared>, target: SocketAddrV4, by: Ipv4Addr) {
-    if is_dialable(*target.ip(), shared.host()) && !shared.wait_to_dial_listed(target, by) {
+/// Dials an address the member at `by` listed: a moment later, if still needed, where
+/// the others most likely connect to us by themselves (announcements arrive here, or
+/// `by` found us over this `link`, as its neighbours will), else at once
+/// ([`crate::tuning::LISTED_DIAL_DELAY`]; the discovery thread dials it then).
+fn dial_listed(shared: &Arc<Shared>, target: SocketAddrV4, by: Ipv4Addr, link: &Link) {
+    let found_us = link.direction() == Direction::Inbound;
+    if is_dialable(*target.ip(), shared.host()) && !shared.wait_to_dial_listed(target, by, found_us)
+    {
         dial_if_allowed(shared, target, None, DialSource::Listed { by });
     }
 }
@@ -685,7 +688,7 @@ fn handle_frame(
         }
         Frame::Members { members } => {
             for member in members {
-                dial_listed(shared, member, peer.addr);
+                dial_listed(shared, member, peer.addr, link);
             }
         }
         Frame::Hello { .. } => {

@@ -232,20 +232,22 @@ impl DialPolicy {
         self.announcement_heard_at = Some(now);
     }
 
-    /// A list from `by` named `target`. Where announcements arrive, the dial waits
-    /// [`LISTED_DIAL_DELAY`] (announcements will most likely connect us first): returns
-    /// true, and [`DialPolicy::take_due`] gives it back when due. Otherwise false: dial
-    /// now.
+    /// A list from `by` named `target`; `found_us` if `by` dialed us. Where the others
+    /// will most likely connect to us by themselves (announcements arrive here, or the
+    /// lister found us, as its neighbours will), the dial waits [`LISTED_DIAL_DELAY`]:
+    /// returns true, and [`DialPolicy::take_due`] gives it back when due. Otherwise
+    /// false: dial now.
     pub fn wait_to_dial_listed(
         &mut self,
         target: SocketAddrV4,
         by: Ipv4Addr,
+        found_us: bool,
         now: Instant,
     ) -> bool {
         let broadcast_reaches = self
             .announcement_heard_at
             .is_some_and(|heard| now.saturating_duration_since(heard) < BROADCAST_HEARD_WINDOW);
-        if !broadcast_reaches
+        if !(broadcast_reaches || found_us)
             || (self.listed_waiting.len() >= LISTED_WAITING_MAX
                 && !self.listed_waiting.contains_key(&target))
         {
@@ -418,14 +420,17 @@ mod tests {
         let by = Ipv4Addr::new(198, 18, 0, 9);
         let listed = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 24242);
         // No announcement heard (broadcast filtered): dial at once.
-        assert!(!policy.wait_to_dial_listed(listed, by, now));
+        assert!(!policy.wait_to_dial_listed(listed, by, false, now));
         assert_eq!(policy.next_listed_due(), None);
+        // Unless the lister found us: its neighbours will too.
+        assert!(policy.wait_to_dial_listed(listed, by, true, now));
+        assert_eq!(policy.take_due(now + LISTED_DIAL_DELAY), [(listed, by)]);
 
         // Announcements arrive: the list's address waits, then comes back once.
         policy.heard_announcement(now);
-        assert!(policy.wait_to_dial_listed(listed, by, now));
+        assert!(policy.wait_to_dial_listed(listed, by, false, now));
         assert!(
-            policy.wait_to_dial_listed(listed, by, now),
+            policy.wait_to_dial_listed(listed, by, false, now),
             "named twice, waits once"
         );
         assert_eq!(policy.next_listed_due(), Some(now + LISTED_DIAL_DELAY));
@@ -435,7 +440,7 @@ mod tests {
 
         // Announcements stopped arriving long ago: at once again.
         let later = now + BROADCAST_HEARD_WINDOW;
-        assert!(!policy.wait_to_dial_listed(listed, by, later));
+        assert!(!policy.wait_to_dial_listed(listed, by, false, later));
     }
 
     #[test]
@@ -447,7 +452,7 @@ mod tests {
         let waited = (0..1000u32)
             .filter(|i| {
                 let target = SocketAddrV4::new(Ipv4Addr::from(0x0a00_0000 + i), 24242);
-                policy.wait_to_dial_listed(target, by, now)
+                policy.wait_to_dial_listed(target, by, false, now)
             })
             .count();
         // Past the limit they are dialed at once, under the list budget of `may_dial`.

@@ -333,8 +333,9 @@ impl Shared {
 
     /// Whether a dial to `target`, listed by `by`, waits a moment (see
     /// [`DialPolicy::wait_to_dial_listed`]); false: dial now.
-    pub fn wait_to_dial_listed(&self, target: SocketAddrV4, by: Ipv4Addr) -> bool {
-        lock(&self.dial_policy).wait_to_dial_listed(target, by, std::time::Instant::now())
+    pub fn wait_to_dial_listed(&self, target: SocketAddrV4, by: Ipv4Addr, found_us: bool) -> bool {
+        let now = std::time::Instant::now();
+        lock(&self.dial_policy).wait_to_dial_listed(target, by, found_us, now)
     }
 
     /// The listed addresses whose wait is over (and who listed each), and when the next
