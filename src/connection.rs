@@ -35,7 +35,7 @@ use std::time::Instant;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::clock::until;
-use crate::discovery::{DialSource, is_dialable};
+use crate::discovery::{DialSource, ListedDial, is_dialable};
 use crate::event::{Event, Member, WireDirection};
 use crate::link::{Closed, Direction, FrameReader, Link, ReadError, Received, is_timeout};
 use crate::peers::{Admission, PeerIdentity};
@@ -167,15 +167,48 @@ pub(crate) fn dial_if_allowed(
     }
 }
 
-/// Dials an address the member at `by` listed: a moment later, if still needed, where
-/// the others most likely connect to us by themselves (announcements arrive here, or
-/// `by` found us over this `link`, as its neighbours will), else at once
-/// ([`crate::tuning::LISTED_DIAL_DELAY`]; the discovery thread dials it then).
+/// Dials an address the member at `by` listed, unless we have it already: a moment
+/// later, if still needed, where the others most likely connect to us by themselves
+/// (announcements arrive here, or `by` found us over this `link`, as its neighbours
+/// usually will), else at once ([`crate::tuning::LISTED_DIAL_DELAY`]).
 fn dial_listed(shared: &Arc<Shared>, target: SocketAddrV4, by: Ipv4Addr, link: &Link) {
+    let addr = *target.ip();
+    if !is_dialable(addr, shared.host()) || shared.state().peers.is_connected_or_dialing(addr) {
+        return;
+    }
     let found_us = link.direction() == Direction::Inbound;
-    if is_dialable(*target.ip(), shared.host()) && !shared.wait_to_dial_listed(target, by, found_us)
-    {
-        dial_if_allowed(shared, target, None, DialSource::Listed { by });
+    match shared.wait_to_dial_listed(target, by, found_us) {
+        ListedDial::Now => dial_if_allowed(shared, target, None, DialSource::Listed { by }),
+        ListedDial::Waits { start_timer: true } => start_listed_dial_timer(shared),
+        ListedDial::Waits { start_timer: false } => {}
+    }
+}
+
+/// Starts the thread that dials waiting listed addresses when they are due: it sleeps
+/// until the earliest is, dials what is due, and ends when none waits. (New ones are
+/// due later than those already waiting, so nothing needs to wake it early.)
+fn start_listed_dial_timer(shared: &Arc<Shared>) {
+    let timer_shared = shared.clone();
+    let started = std::thread::Builder::new()
+        .name("listed dials".into())
+        .stack_size(THREAD_STACK_BYTES)
+        .spawn(move || {
+            loop {
+                let (due, next) = timer_shared.listed_due();
+                for (target, by) in due {
+                    dial_if_allowed(&timer_shared, target, None, DialSource::Listed { by });
+                }
+                match next {
+                    Some(at) => std::thread::sleep(until(at)),
+                    None => return,
+                }
+            }
+        });
+    if started.is_err() {
+        // No thread to wait with: dial them now rather than never.
+        for (target, by) in shared.take_all_listed_waiting() {
+            dial_if_allowed(shared, target, None, DialSource::Listed { by });
+        }
     }
 }
 
@@ -398,7 +431,9 @@ fn read_hello(
 /// lost contact with (a cut, or a connection replaced), so that we catch up.
 fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> (bool, bool) {
     // Read before the state lock (which is never held while taking the history's).
-    let had_of_theirs = shared.history().newest_of(peer.addr, peer.instance);
+    let had_of_theirs = shared
+        .history()
+        .newest_first_hand_of(peer.addr, peer.instance);
     let (admission, joined, returning) = {
         let mut state = shared.state();
         let lost_before = state
@@ -459,7 +494,9 @@ fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> (bool, bool)
 /// has left; unless it said goodbye, it may come back, and we note when we last heard
 /// from it, to catch up then.
 fn connection_closed(shared: &Shared, peer: &PeerIdentity, link: &Link, said_goodbye: bool) {
-    let had_of_theirs = shared.history().newest_of(peer.addr, peer.instance);
+    let had_of_theirs = shared
+        .history()
+        .newest_first_hand_of(peer.addr, peer.instance);
     let removed = {
         let mut state = shared.state();
         let removed = state.peers.remove_if_current(peer.addr, link);
@@ -548,7 +585,7 @@ fn confirm(shared: &Shared, peer: &PeerIdentity, link: &Link) {
 /// since the member at the other end does the same, every new connection carries a
 /// list each way: whichever of two connections through a common member comes second
 /// carries the news of the first. Sending the whole list to everyone on every join
-/// would cost N frames of N entries per join, N³ dial checks for a mesh of N.
+/// would cost N lists of N entries per join: N³ dial checks for a mesh of N, not N².
 fn tell_members(shared: &Shared, newcomer: &Link) {
     let members = shared.state().peers.member_addresses();
     shared.send_frame(newcomer, &Frame::Members { members });

@@ -209,6 +209,18 @@ pub struct DialPolicy {
     /// Addresses from lists that wait for [`LISTED_DIAL_DELAY`], with when they are due
     /// and who listed them.
     listed_waiting: HashMap<SocketAddrV4, (Instant, Ipv4Addr)>,
+    /// A thread sleeps until the next of them is due (it ends when none waits).
+    timer_running: bool,
+}
+
+/// What to do with an address a member's list named.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ListedDial {
+    /// Dial it now.
+    Now,
+    /// It waits; `start_timer`: no thread sleeps until waiting addresses are due, so the
+    /// caller starts one, which takes them with [`DialPolicy::take_due`].
+    Waits { start_timer: bool },
 }
 
 impl DialPolicy {
@@ -224,6 +236,7 @@ impl DialPolicy {
             refilled_at: now,
             announcement_heard_at: None,
             listed_waiting: HashMap::new(),
+            timer_running: false,
         }
     }
 
@@ -234,16 +247,15 @@ impl DialPolicy {
 
     /// A list from `by` named `target`; `found_us` if `by` dialed us. Where the others
     /// will most likely connect to us by themselves (announcements arrive here, or the
-    /// lister found us, as its neighbours will), the dial waits [`LISTED_DIAL_DELAY`]:
-    /// returns true, and [`DialPolicy::take_due`] gives it back when due. Otherwise
-    /// false: dial now.
+    /// lister found us, as its neighbours usually will), the dial waits
+    /// [`LISTED_DIAL_DELAY`], and [`DialPolicy::take_due`] gives it back when due.
     pub fn wait_to_dial_listed(
         &mut self,
         target: SocketAddrV4,
         by: Ipv4Addr,
         found_us: bool,
         now: Instant,
-    ) -> bool {
+    ) -> ListedDial {
         let broadcast_reaches = self
             .announcement_heard_at
             .is_some_and(|heard| now.saturating_duration_since(heard) < BROADCAST_HEARD_WINDOW);
@@ -251,21 +263,18 @@ impl DialPolicy {
             || (self.listed_waiting.len() >= LISTED_WAITING_MAX
                 && !self.listed_waiting.contains_key(&target))
         {
-            return false;
+            return ListedDial::Now;
         }
         self.listed_waiting
             .entry(target)
             .or_insert((now + LISTED_DIAL_DELAY, by));
-        true
+        let start_timer = !std::mem::replace(&mut self.timer_running, true);
+        ListedDial::Waits { start_timer }
     }
 
-    /// When the next listed address that waits is due, if one waits.
-    pub fn next_listed_due(&self) -> Option<Instant> {
-        self.listed_waiting.values().map(|(due, _)| *due).min()
-    }
-
-    /// The listed addresses due by `now` (and who listed each), no longer waiting.
-    pub fn take_due(&mut self, now: Instant) -> Vec<(SocketAddrV4, Ipv4Addr)> {
+    /// The listed addresses due by `now` (and who listed each), no longer waiting, and
+    /// when the next one is due. `None`: none waits, and the timer thread ends.
+    pub fn take_due(&mut self, now: Instant) -> (Vec<(SocketAddrV4, Ipv4Addr)>, Option<Instant>) {
         let mut due = Vec::new();
         self.listed_waiting.retain(|target, (at, by)| {
             let waiting = *at > now;
@@ -274,7 +283,18 @@ impl DialPolicy {
             }
             waiting
         });
-        due
+        let next = self.listed_waiting.values().map(|(at, _)| *at).min();
+        self.timer_running = next.is_some();
+        (due, next)
+    }
+
+    /// Every listed address that waits, at once (no thread could be started to wait).
+    pub fn take_all_waiting(&mut self) -> Vec<(SocketAddrV4, Ipv4Addr)> {
+        self.timer_running = false;
+        self.listed_waiting
+            .drain()
+            .map(|(target, (_, by))| (target, by))
+            .collect()
     }
 
     /// True (and remembered) if `addr`, heard of from `source`, may be dialed `now`:
@@ -419,28 +439,44 @@ mod tests {
         let mut policy = DialPolicy::new(now);
         let by = Ipv4Addr::new(198, 18, 0, 9);
         let listed = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 24242);
+        let waits = |start_timer| ListedDial::Waits { start_timer };
         // No announcement heard (broadcast filtered): dial at once.
-        assert!(!policy.wait_to_dial_listed(listed, by, false, now));
-        assert_eq!(policy.next_listed_due(), None);
-        // Unless the lister found us: its neighbours will too.
-        assert!(policy.wait_to_dial_listed(listed, by, true, now));
-        assert_eq!(policy.take_due(now + LISTED_DIAL_DELAY), [(listed, by)]);
+        assert_eq!(
+            policy.wait_to_dial_listed(listed, by, false, now),
+            ListedDial::Now
+        );
+        // Unless the lister found us: its neighbours will too. A timer must start.
+        assert_eq!(
+            policy.wait_to_dial_listed(listed, by, true, now),
+            waits(true)
+        );
+        let delay = LISTED_DIAL_DELAY;
+        assert_eq!(policy.take_due(now + delay), (vec![(listed, by)], None));
 
         // Announcements arrive: the list's address waits, then comes back once.
         policy.heard_announcement(now);
-        assert!(policy.wait_to_dial_listed(listed, by, false, now));
-        assert!(
+        assert_eq!(
             policy.wait_to_dial_listed(listed, by, false, now),
-            "named twice, waits once"
+            waits(true)
         );
-        assert_eq!(policy.next_listed_due(), Some(now + LISTED_DIAL_DELAY));
-        assert_eq!(policy.take_due(now + LISTED_DIAL_DELAY / 2), []);
-        assert_eq!(policy.take_due(now + LISTED_DIAL_DELAY), [(listed, by)]);
-        assert_eq!(policy.take_due(now + LISTED_DIAL_DELAY * 2), []);
+        assert_eq!(
+            policy.wait_to_dial_listed(listed, by, false, now),
+            waits(false),
+            "named twice, waits once, and the timer already runs"
+        );
+        assert_eq!(
+            policy.take_due(now + delay / 2),
+            (vec![], Some(now + delay))
+        );
+        assert_eq!(policy.take_due(now + delay), (vec![(listed, by)], None));
+        assert_eq!(policy.take_due(now + delay * 2), (vec![], None));
 
         // Announcements stopped arriving long ago: at once again.
         let later = now + BROADCAST_HEARD_WINDOW;
-        assert!(!policy.wait_to_dial_listed(listed, by, false, later));
+        assert_eq!(
+            policy.wait_to_dial_listed(listed, by, false, later),
+            ListedDial::Now
+        );
     }
 
     #[test]
@@ -452,15 +488,12 @@ mod tests {
         let waited = (0..1000u32)
             .filter(|i| {
                 let target = SocketAddrV4::new(Ipv4Addr::from(0x0a00_0000 + i), 24242);
-                policy.wait_to_dial_listed(target, by, false, now)
+                policy.wait_to_dial_listed(target, by, false, now) != ListedDial::Now
             })
             .count();
         // Past the limit they are dialed at once, under the list budget of `may_dial`.
         assert_eq!(waited, LISTED_WAITING_MAX);
-        assert_eq!(
-            policy.take_due(now + LISTED_DIAL_DELAY).len(),
-            LISTED_WAITING_MAX
-        );
+        assert_eq!(policy.take_all_waiting().len(), LISTED_WAITING_MAX);
     }
 
     #[test]

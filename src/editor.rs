@@ -98,6 +98,9 @@ struct GateState {
     route: Route,
     /// Since when the printer is inside `ExternalPrinter::print`, if it is.
     handing_over_since: Option<Instant>,
+    /// A hand-over ended after Enter closed the gate (one `hold` stopped waiting for):
+    /// its line may have been written below the input line, which must then stay.
+    ended_after_enter: bool,
 }
 
 /// Tells the printer thread whether a `readline` is running, so that it knows how to
@@ -113,6 +116,7 @@ impl Gate {
             state: Mutex::new(GateState {
                 route: Route::Direct,
                 handing_over_since: None,
+                ended_after_enter: false,
             }),
             changed: Condvar::new(),
         }
@@ -123,7 +127,13 @@ impl Gate {
     }
 
     fn set(&self, route: Route) {
-        self.state().route = route;
+        let mut state = self.state();
+        state.route = route;
+        if route == Route::Starting {
+            // A new input line: what ended after the last Enter concerned the last one.
+            state.ended_after_enter = false;
+        }
+        drop(state);
         self.changed.notify_all();
     }
 
@@ -185,8 +195,19 @@ impl Gate {
     }
 
     fn handed_over(&self) {
-        self.state().handing_over_since = None;
+        let mut state = self.state();
+        state.handing_over_since = None;
+        if state.route == Route::Held {
+            state.ended_after_enter = true;
+        }
+        drop(state);
         self.changed.notify_all();
+    }
+
+    /// Whether a hand-over ended after Enter since the last call (see
+    /// [`GateState::ended_after_enter`]).
+    fn take_ended_after_enter(&self) -> bool {
+        std::mem::take(&mut self.state().ended_after_enter)
     }
 }
 
@@ -279,7 +300,14 @@ impl LineEditor {
     /// Erases the prompt and `line` (just accepted) from the screen, so that the
     /// chat's echo of it, which the printer shows once the next `readline` starts,
     /// takes their place.
+    ///
+    /// Not if a line was handed to rustyline so late that it may have been written
+    /// below the input line (the printer was held up past [`PRINT_HANDOVER_GRACE`]):
+    /// erasing would take that line with it, so the typed line stays, above its echo.
     pub fn replace_with_echo(&mut self, line: &str) {
+        if self.gate.take_ended_after_enter() {
+            return;
+        }
         if let Some((columns, _rows)) = self.editor.dimensions() {
             let text = format!("{PROMPT}{line}");
             let rows = input_rows(&text, usize::from(columns), self.widths);

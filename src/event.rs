@@ -185,7 +185,8 @@ pub struct Events {
 
 struct Queue {
     state: Mutex<QueueState>,
-    /// Signalled when an event is queued or the queue closes.
+    /// Signalled when an event is queued while a front-end thread sleeps on it
+    /// (`sleepers`), and when the queue closes.
     changed: Condvar,
 }
 
@@ -306,7 +307,10 @@ impl Events {
 
     /// Waits at most `wait` for the next event.
     pub fn recv_timeout(&self, wait: Duration) -> Result<Event, RecvTimeoutError> {
-        let deadline = Instant::now() + wait;
+        // A wait too long to be a moment (`Duration::MAX`) is a wait without end.
+        let Some(deadline) = Instant::now().checked_add(wait) else {
+            return self.recv().map_err(|_| RecvTimeoutError::Disconnected);
+        };
         let mut queue = self.shared.lock();
         loop {
             if let Some(event) = take(&mut queue) {

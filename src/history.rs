@@ -281,9 +281,14 @@ impl History {
             .collect()
     }
 
-    /// The number of the newest message of one sender's run still in the log.
-    pub fn newest_of(&self, origin: Ipv4Addr, instance: u64) -> Option<u64> {
-        self.numbers_of(origin, instance).into_iter().max()
+    /// The number of the newest message of one sender's run that we have first-hand
+    /// (from the sender itself, not relayed by others).
+    pub fn newest_first_hand_of(&self, origin: Ipv4Addr, instance: u64) -> Option<u64> {
+        self.first_hand_kept()
+            .map(|kept| kept.message.id)
+            .filter(|id| id.origin == origin && id.instance == instance)
+            .map(|id| id.seq)
+            .max()
     }
 
     pub fn len(&self) -> usize {

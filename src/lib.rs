@@ -28,7 +28,7 @@
 //! From Alex's keyboard to Bo's screen, file by file; every call runs one way, down:
 //!
 //! 1. [`terminal`]: the stdin thread reads `Hello` (in a terminal, with the line editor,
-//!    [`editor`]) and [`commands::parse`] says it is a message, so it calls
+//!    `editor`) and [`commands::parse`] says it is a message, so it calls
 //!    [`Node::send`].
 //! 2. [`node`]: `send` takes the state lock ([`shared`]), numbers the message, and
 //!    queues one `Chat` frame ([`protocol`], encoded once) on every installed
@@ -41,7 +41,7 @@
 //!    [`Event::Message`] ([`event`]), a queue that never makes the network wait.
 //! 5. Bo's printer thread ([`terminal`]) takes the event and prints
 //!    `hh:mm:ss Alex: Hello` ([`display`]), whole ([`console`]), above the line Bo is
-//!    typing ([`editor`]).
+//!    typing (`editor`).
 //!
 //! ## How a member leaves
 //!
@@ -95,7 +95,7 @@
 //! | [`commands`]    | what a typed line means; pure                                 |
 //! | [`display`]     | what the user sees, sanitised; pure                           |
 //! | [`console`]     | printing whole lines                                          |
-//! | [`editor`]      | the line editor: an input line arriving lines never break     |
+//! | `editor`        | the line editor: an input line arriving lines never break     |
 //! | [`terminal`]    | the interactive front end: stdin, printing, Ctrl-C            |
 //! | [`cli`]         | the command line; pure                                        |
 //!

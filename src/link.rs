@@ -85,7 +85,8 @@ pub struct Link {
     /// needs no lock and so never waits behind a blocked write.
     control: Arc<TcpStream>,
     outbox: Mutex<Outbox>,
-    /// Signalled whenever the writer has made room, and when the link closes.
+    /// Signalled when the writer has made room while a thread waits for it
+    /// (`waiting_for_room`), and when the link closes.
     room_made: Condvar,
     /// Why we closed the connection, if we did: the first reason is kept.
     closed_because: OnceLock<Closed>,

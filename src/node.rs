@@ -576,11 +576,6 @@ fn discover_members(shared: Arc<Shared>, discovery: Discovery) {
     let mut version_warned: HashSet<Ipv4Addr> = HashSet::new();
     let mut announcing_fails = false;
     while !shared.is_leaving() {
-        // Addresses from members' lists that waited to see if announcements connect us.
-        let (listed, next_listed) = shared.listed_due();
-        for (target, by) in listed {
-            connection::dial_if_allowed(&shared, target, None, DialSource::Listed { by });
-        }
         if Instant::now() >= schedule.next_due() {
             // Said once per streak of failures (a cable out fails every 2 s), not
             // every time.
@@ -602,8 +597,7 @@ fn discover_members(shared: Arc<Shared>, discovery: Discovery) {
             }
             continue;
         }
-        let wake = next_listed.map_or(schedule.next_due(), |due| due.min(schedule.next_due()));
-        let heard = match discovery.receive(until(wake)) {
+        let heard = match discovery.receive(until(schedule.next_due())) {
             Ok(Some(heard)) => heard,
             Ok(None) => continue,
             Err(e) => {

@@ -430,7 +430,7 @@ impl PeerMap {
     }
 
     /// The number of the newest message of this run of the member at `addr` that we had
-    /// when we lost contact with it (`None`: none, or we did not lose contact). What
+    /// from it first-hand when we lost contact with it (`None`: none, or we did not lose contact). What
     /// other members relay to us afterwards can leave a gap below their newest line,
     /// which only the member itself can tell us about.
     pub fn had_before_cut(&self, addr: Ipv4Addr, instance: u64) -> Option<u64> {
@@ -443,6 +443,11 @@ impl PeerMap {
     /// Whether a member is installed at `addr` (any run).
     pub fn is_connected(&self, addr: Ipv4Addr) -> bool {
         self.peers.contains_key(&addr)
+    }
+
+    /// Whether a member is installed at `addr` (any run), or we are dialing it.
+    pub fn is_connected_or_dialing(&self, addr: Ipv4Addr) -> bool {
+        self.is_connected(addr) || self.dialing.contains(&addr)
     }
 
     pub fn is_empty(&self) -> bool {

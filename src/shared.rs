@@ -7,7 +7,8 @@
 //! |--------------------|---------------------|-------------------------------------|------------------------------------|-----------|
 //! | listener           | `Node::start`       | `accept` on `HOST:PORT`             | `leave` connects to wake it        | `leave`   |
 //! | discovery          | `Node::start`       | `recv_from`, at most until the next announcement | it wakes and sees we are leaving | nobody: it holds nothing a caller needs, and ends within [`ANNOUNCE_INTERVAL`] |
-//! | one per connection | listener, discovery | `read`, at most until its next heartbeat; writes to its own peer | its connection closes (`leave` closes them all) | nobody: `leave` waits for the installed ones to close |
+//! | one per connection | listener, discovery, listed dials | `read`, at most until its next heartbeat; writes to its own peer | its connection closes (`leave` closes them all) | nobody: `leave` waits for the installed ones to close |
+//! | listed dials       | a connection, when a listed address must wait | `sleep` until the next one is due ([`LISTED_DIAL_DELAY`]) | none waits | nobody: it ends within [`LISTED_DIAL_DELAY`], and dials nothing once we leave |
 //! | the front end's    | you                 | [`crate::Events::recv`], and [`crate::Node`]'s calls | you call [`crate::Node::leave`] | —  |
 //!
 //! A connection thread's claim on the shared state (its place under the connection
@@ -44,7 +45,7 @@ use std::thread::JoinHandle;
 
 use crate::catch_up::{ReceivedPrivates, Reunion, SentPrivates};
 use crate::config::Config;
-use crate::discovery::{DialPolicy, DialSource};
+use crate::discovery::{DialPolicy, DialSource, ListedDial};
 use crate::event::{Event, EventQueue, Throttle, WireDirection};
 use crate::history::History;
 use crate::link::{Encoded, Link};
@@ -57,7 +58,7 @@ use crate::tuning::{
 };
 
 #[cfg(doc)]
-use crate::tuning::ANNOUNCE_INTERVAL;
+use crate::tuning::{ANNOUNCE_INTERVAL, LISTED_DIAL_DELAY};
 
 /// State shared by all of a member's threads, through an `Arc`.
 pub(crate) struct Shared {
@@ -333,17 +334,25 @@ impl Shared {
 
     /// Whether a dial to `target`, listed by `by`, waits a moment (see
     /// [`DialPolicy::wait_to_dial_listed`]); false: dial now.
-    pub fn wait_to_dial_listed(&self, target: SocketAddrV4, by: Ipv4Addr, found_us: bool) -> bool {
+    pub fn wait_to_dial_listed(
+        &self,
+        target: SocketAddrV4,
+        by: Ipv4Addr,
+        found_us: bool,
+    ) -> ListedDial {
         let now = std::time::Instant::now();
         lock(&self.dial_policy).wait_to_dial_listed(target, by, found_us, now)
     }
 
     /// The listed addresses whose wait is over (and who listed each), and when the next
-    /// one's is.
+    /// one's is (`None`: none waits, and the timer thread must end).
     pub fn listed_due(&self) -> (Vec<(SocketAddrV4, Ipv4Addr)>, Option<std::time::Instant>) {
-        let mut policy = lock(&self.dial_policy);
-        let due = policy.take_due(std::time::Instant::now());
-        (due, policy.next_listed_due())
+        lock(&self.dial_policy).take_due(std::time::Instant::now())
+    }
+
+    /// Every listed address that waits, to be dialed at once.
+    pub fn take_all_listed_waiting(&self) -> Vec<(SocketAddrV4, Ipv4Addr)> {
+        lock(&self.dial_policy).take_all_waiting()
     }
 
     /// A dial to `addr` failed: says so, unless its last dial failed too, or another

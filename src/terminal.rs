@@ -13,8 +13,9 @@
 //! is the only thread that waits for the screen: the node's threads hand it events
 //! through a queue that never blocks them ([`crate::event`]).
 //!
-//! The front end's own locks, none of them ever held while taking another, nor while
-//! waiting on the network:
+//! The front end's own locks, none of them held while waiting on the network, and none
+//! held while taking another but for one fixed order (std's stdout or stderr lock, then
+//! `CONSOLE`, in `console.rs`):
 //!
 //! | lock                      | guards                                              | held while        |
 //! |---------------------------|-----------------------------------------------------|-------------------|
@@ -23,7 +24,7 @@
 //! | `printer_done`            | the signal that the printer has shown everything    | waiting for it, bounded by [`PRINTER_DRAIN_TIMEOUT`] |
 //!
 //! When stdin and stdout are both a terminal (and the `editor` feature is built in, as
-//! it is by default), the stdin thread reads with the line editor ([`crate::editor`]):
+//! it is by default), the stdin thread reads with the line editor (`editor.rs`):
 //! what arrives is printed above the input line instead of through it, and a sent line
 //! is replaced on screen by its echo. From a pipe or a file, lines are read as they are,
 //! byte for byte, which is what scripts, bots and the tests rely on.

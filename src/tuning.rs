@@ -50,12 +50,14 @@ pub const LISTED_DIAL_BURST: u32 = 64;
 /// the largest mesh (256) to form in half a minute, too few to make a flood.
 pub const LISTED_DIALS_PER_SECOND: u32 = 8;
 
-/// Where announcements arrive (another member's within [`BROADCAST_HEARD_WINDOW`]),
-/// addresses from lists are dialed this long after the list came, if still needed: in a
-/// chat starting all at once, announcements connect nearly every pair by then, and a
-/// list dial made at once would mostly race the other side's dial, making a second
-/// connection for one of the two to close (measured: a third more connections for 64
-/// members started at once). Where no announcement arrives, lists are dialed at once.
+/// Where announcements arrive (another member's within [`BROADCAST_HEARD_WINDOW`]), or
+/// the list came from a member that dialed us, addresses from lists are dialed this
+/// long after the list came, if still needed: in a chat starting all at once,
+/// announcements connect nearly every pair by then, and a list dial made at once would
+/// mostly race the other side's dial, making a second connection for one of the two to
+/// close (measured: a third more connections for 64 members started at once).
+/// Otherwise (a list from the member given with `--peer`, broadcast filtered), lists
+/// are dialed at once.
 pub const LISTED_DIAL_DELAY: Duration = Duration::from_millis(500);
 
 /// How recent another member's announcement must be for broadcast to count as
