@@ -5,12 +5,15 @@
 
 use std::path::Path;
 
-/// The module names of the table in `src/lib.rs`, in their order.
+/// The module names of the table in `src/lib.rs`, in their order: each row starts with
+/// the name, linked (`` [`peers`] ``) or, for a module behind a cargo feature, plain
+/// (`` `editor` ``), since a link to it would break the docs built without it.
 fn layers(lib_rs: &str) -> Vec<String> {
     lib_rs
         .lines()
-        .filter_map(|line| line.strip_prefix("//! | [`"))
-        .filter_map(|rest| rest.split_once("`]"))
+        .filter_map(|line| line.strip_prefix("//! | "))
+        .filter_map(|rest| rest.strip_prefix("[`").or_else(|| rest.strip_prefix('`')))
+        .filter_map(|rest| rest.split_once('`'))
         .map(|(name, _)| name.to_owned())
         .collect()
 }

@@ -266,6 +266,12 @@ fn mentions(lines: &[String], text: &str) -> usize {
     lines.iter().filter(|line| line.contains(text)).count()
 }
 
+/// Asserts that `text` is on exactly one line of the screen, else says `otherwise`.
+#[track_caller]
+fn assert_shown_once(lines: &[String], text: &str, otherwise: &str) {
+    assert_eq!(mentions(lines, text), 1, "{otherwise}:\n{}", show(lines));
+}
+
 /// Waits until Bo received `text` from Alex.
 #[track_caller]
 fn bo_receives(bo: &ChatProcess, text: &str) {
@@ -305,12 +311,7 @@ fn arriving_lines_go_above_a_half_typed_line_which_stays_whole() {
     );
     assert_eq!(bo_lines.len(), 50, "a torn line:\n{}", show(&lines));
     // The half-typed line is whole, last, with the cursor at its end.
-    assert_eq!(
-        mentions(&lines, "I am typing"),
-        1,
-        "the input line was torn or repeated:\n{}",
-        show(&lines)
-    );
+    assert_shown_once(&lines, "I am typing", "the input line was torn or repeated");
     assert_eq!(
         alex.pane("#{cursor_x}"),
         (PROMPT.len() + "I am typing a long sent".len()).to_string(),
@@ -324,11 +325,10 @@ fn arriving_lines_go_above_a_half_typed_line_which_stays_whole() {
     let lines = alex.wait_for("the echo of the sentence", |lines| {
         echoes(lines, "I am typing a long sentence") == 1
     });
-    assert_eq!(
-        mentions(&lines, "I am typing"),
-        1,
-        "the sentence is shown more than once:\n{}",
-        show(&lines)
+    assert_shown_once(
+        &lines,
+        "I am typing",
+        "the sentence is shown more than once",
     );
 }
 
@@ -352,11 +352,10 @@ fn a_sent_line_is_shown_once_as_its_echo() {
         "no echo:\n{}",
         show(&lines)
     );
-    assert_eq!(
-        mentions(&lines, "hello from the terminal"),
-        1,
-        "the typed line is still shown beside its echo:\n{}",
-        show(&lines)
+    assert_shown_once(
+        &lines,
+        "hello from the terminal",
+        "the typed line is still shown beside its echo",
     );
 }
 
@@ -386,17 +385,15 @@ fn a_long_line_that_wraps_stays_whole_and_is_replaced_by_its_echo() {
     });
     assert_eq!(echoes(&lines, text), 1, "no echo:\n{}", show(&lines));
     // No rest of the typed rows: nothing else mentions any part of the text.
-    assert_eq!(
-        mentions(&lines, "terminal wraps"),
-        1,
-        "rows of the typed line were left behind:\n{}",
-        show(&lines)
+    assert_shown_once(
+        &lines,
+        "terminal wraps",
+        "rows of the typed line were left behind",
     );
-    assert_eq!(
-        mentions(&lines, "This line is much"),
-        1,
-        "rows of the typed line were left behind:\n{}",
-        show(&lines)
+    assert_shown_once(
+        &lines,
+        "This line is much",
+        "rows of the typed line were left behind",
     );
 }
 
@@ -423,12 +420,7 @@ fn wide_characters_and_emoji_keep_the_input_line_whole() {
         lines.iter().any(|line| said(line, "Bo") == Some("after"))
     });
     assert_eq!(echoes(&lines, text), 1, "no echo:\n{}", show(&lines));
-    assert_eq!(
-        mentions(&lines, "日本"),
-        1,
-        "rows of the typed line were left behind:\n{}",
-        show(&lines)
-    );
+    assert_shown_once(&lines, "日本", "rows of the typed line were left behind");
 }
 
 #[test]
@@ -572,12 +564,7 @@ fn a_diagnostic_goes_above_the_input_line_too() {
                 && same_text(&lines[start..].concat(), &format!("{PROMPT}half a tho"))
         })
     });
-    assert_eq!(
-        mentions(&lines, "half a tho"),
-        1,
-        "the input line was torn:\n{}",
-        show(&lines)
-    );
+    assert_shown_once(&lines, "half a tho", "the input line was torn");
 }
 
 #[test]
@@ -595,12 +582,7 @@ fn a_one_row_input_line_stays_whole_when_the_window_narrows() {
     let lines = alex.wait_for("Bo's lines above the input line", |lines| {
         bo_above_input(lines, "after the resize 3", "short line")
     });
-    assert_eq!(
-        mentions(&lines, "short line"),
-        1,
-        "the input line was torn or repeated:\n{}",
-        show(&lines)
-    );
+    assert_shown_once(&lines, "short line", "the input line was torn or repeated");
     alex.press("Enter");
     bo_receives(&bo, "short line");
 }
