@@ -494,9 +494,15 @@ fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> (bool, bool)
 /// has left; unless it said goodbye, it may come back, and we note when we last heard
 /// from it, to catch up then.
 fn connection_closed(shared: &Shared, peer: &PeerIdentity, link: &Link, said_goodbye: bool) {
-    let had_of_theirs = shared
-        .history()
-        .newest_first_hand_of(peer.addr, peer.instance);
+    // Read before the state lock (which is never held while taking the history's), and
+    // only if the member may come back to catch up.
+    let had_of_theirs = if said_goodbye {
+        None
+    } else {
+        shared
+            .history()
+            .newest_first_hand_of(peer.addr, peer.instance)
+    };
     let removed = {
         let mut state = shared.state();
         let removed = state.peers.remove_if_current(peer.addr, link);

@@ -31,10 +31,18 @@
 //! ## When broadcast does not reach
 //!
 //! Campus Wi-Fi often filters broadcast, and routers never forward it, so a member can
-//! also be *given* an address (`--peer`, `/connect`) and is *told* addresses: every
-//! member lists the members it is connected to ([`crate::protocol::Frame::Members`]),
-//! and whoever hears of a member it does not know dials it. One known address is
-//! enough for the whole mesh to form.
+//! also be *given* an address (`--peer`, `/connect`) and is *told* addresses: a member
+//! that joins is sent the list of members the other side is connected to
+//! ([`crate::protocol::Frame::Members`]), and dials those it does not know. One known
+//! address is enough for the whole mesh to form.
+//!
+//! Where broadcast does reach, the others are about to dial us anyway (they heard our
+//! announcement), and a list dial made at once would race theirs: two connections for
+//! one pair, one of them closed again. So there a listed address waits
+//! [`LISTED_DIAL_DELAY`] and is dialed only if still needed. Two members dialing each
+//! other at the same moment is the classic *simultaneous open* problem of
+//! peer-to-peer programs; the tie-break for the connections that do cross is in
+//! [`crate::peers`].
 //!
 //! Each way of hearing of an address is a [`DialSource`], and [`DialPolicy`] decides
 //! whether to dial. A list comes from another member and may be a lie, naming machines

@@ -142,8 +142,11 @@ impl Gate {
     /// to get into rustyline's queue while `readline` still reads it. Only a moment:
     /// `print` blocks while that queue is full (during a paste `readline` reads keys
     /// before printing), and then only this `readline` would empty it. A hand-over
-    /// older than [`PRINT_HANDOVER_GRACE`] is one blocked there: its line is queued,
-    /// not lost, and shows at the next `readline`.
+    /// still going after [`PRINT_HANDOVER_GRACE`] is most often one blocked there (its
+    /// line is queued, not lost, and shows at the next `readline`); it may also be a
+    /// printer thread the system did not run for that long, whose line rustyline then
+    /// writes below the input line once raw mode ends. Either way it ends while the
+    /// gate is held, and [`LineEditor::replace_with_echo`] then leaves the screen alone.
     fn hold(&self) {
         let mut state = self.state();
         match state.route {

@@ -332,8 +332,8 @@ impl Shared {
         lock(&self.dial_policy).heard_announcement(std::time::Instant::now());
     }
 
-    /// Whether a dial to `target`, listed by `by`, waits a moment (see
-    /// [`DialPolicy::wait_to_dial_listed`]); false: dial now.
+    /// Whether a dial to `target`, listed by `by`, is made now or waits a moment (see
+    /// [`DialPolicy::wait_to_dial_listed`]).
     pub fn wait_to_dial_listed(
         &self,
         target: SocketAddrV4,

@@ -187,12 +187,14 @@ impl Input {
 
     /// `line` was sent (or was empty): on a terminal it leaves the screen, and its echo
     /// takes its place.
+    #[cfg_attr(not(feature = "editor"), allow(unused_variables))]
     fn replace_typed(&mut self, line: &str) {
-        #[cfg(feature = "editor")]
-        if let Input::Editor(line_editor) = self {
-            line_editor.replace_with_echo(line);
+        match self {
+            // A pipe has no screen, and a plain terminal shows what was typed as typed.
+            Input::Plain(_) => {}
+            #[cfg(feature = "editor")]
+            Input::Editor(line_editor) => line_editor.replace_with_echo(line),
         }
-        let _ = line; // unused without the editor
     }
 }
 

@@ -272,6 +272,21 @@ fn assert_shown_once(lines: &[String], text: &str, otherwise: &str) {
     assert_eq!(mentions(lines, text), 1, "{otherwise}:\n{}", show(lines));
 }
 
+/// Alex presses Enter on `text`: Bo receives it, and once Bo's next line shows (so the
+/// screen has certainly moved past the echo), Alex's screen shows the echo once.
+/// Returns that screen.
+#[track_caller]
+fn send_and_see_the_echo(alex: &Tmux, bo: &ChatProcess, text: &str) -> Vec<String> {
+    alex.press("Enter");
+    bo_receives(bo, text);
+    bo.send_line("after");
+    let lines = alex.wait_for("the echo, then Bo's next line", |lines| {
+        lines.iter().any(|line| said(line, "Bo") == Some("after"))
+    });
+    assert_eq!(echoes(&lines, text), 1, "no echo:\n{}", show(&lines));
+    lines
+}
+
 /// Waits until Bo received `text` from Alex.
 #[track_caller]
 fn bo_receives(bo: &ChatProcess, text: &str) {
@@ -377,13 +392,7 @@ fn a_long_line_that_wraps_stays_whole_and_is_replaced_by_its_echo() {
         bo_above_input(lines, "meanwhile 5", text)
     });
 
-    alex.press("Enter");
-    bo_receives(&bo, text);
-    bo.send_line("after");
-    let lines = alex.wait_for("the echo, then Bo's next line", |lines| {
-        lines.iter().any(|line| said(line, "Bo") == Some("after"))
-    });
-    assert_eq!(echoes(&lines, text), 1, "no echo:\n{}", show(&lines));
+    let lines = send_and_see_the_echo(&alex, &bo, text);
     // No rest of the typed rows: nothing else mentions any part of the text.
     assert_shown_once(
         &lines,
@@ -413,13 +422,7 @@ fn wide_characters_and_emoji_keep_the_input_line_whole() {
         bo_above_input(lines, "wide", text)
     });
 
-    alex.press("Enter");
-    bo_receives(&bo, text);
-    bo.send_line("after");
-    let lines = alex.wait_for("the echo, then Bo's next line", |lines| {
-        lines.iter().any(|line| said(line, "Bo") == Some("after"))
-    });
-    assert_eq!(echoes(&lines, text), 1, "no echo:\n{}", show(&lines));
+    let lines = send_and_see_the_echo(&alex, &bo, text);
     assert_shown_once(&lines, "日本", "rows of the typed line were left behind");
 }
 
