@@ -38,7 +38,7 @@ use crate::clock::until;
 use crate::discovery::{DialSource, ListedDial, is_dialable};
 use crate::event::{Event, Member, WireDirection};
 use crate::link::{Closed, Direction, FrameReader, Link, ReadError, Received, is_timeout};
-use crate::peers::{Admission, PeerIdentity};
+use crate::peers::{Admission, Ended, PeerIdentity};
 use crate::protocol::{ChatMessage, DecodeError, Frame, MessageId, PROTOCOL_VERSION};
 use crate::resume::{self, Resuming};
 use crate::shared::{Shared, Slot};
@@ -443,7 +443,7 @@ fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> (bool, bool)
         let admission = state.peers.admit(peer.clone(), link.clone());
         // The dialer has the acceptor's hello: the acceptor installed it too.
         let joined = match link.direction() {
-            Direction::Outbound => state.peers.announce(peer.addr, link),
+            Direction::Outbound => state.peers.confirm(peer.addr, link),
             Direction::Inbound => None,
         };
         // A connection replaced while the member stayed: what was written to the old
@@ -503,23 +503,34 @@ fn connection_closed(shared: &Shared, peer: &PeerIdentity, link: &Link, said_goo
             .history()
             .newest_first_hand_of(peer.addr, peer.instance)
     };
-    let removed = {
+    let ended = {
         let mut state = shared.state();
-        let removed = state.peers.remove_if_current(peer.addr, link);
+        let ended = state.peers.remove_if_current(peer.addr, link);
         if said_goodbye {
             state.peers.said_goodbye(peer.addr);
-        } else if removed.is_some() {
+        } else if matches!(ended, Ended::Left(_)) {
             state
                 .peers
                 .lost_contact(peer.addr, peer.instance, link.last_heard(), had_of_theirs);
         }
-        removed
+        ended
     };
     shared.state_changed.notify_all();
-    if let Some(removed) = removed {
-        shared.rounds.forget(peer.addr);
-        if removed.announced {
-            shared.emit(Event::Left(removed.identity.member()));
+    match ended {
+        Ended::NotCurrent | Ended::TookOver { joined: None } => {}
+        Ended::Left(removed) => {
+            shared.rounds.forget(peer.addr);
+            if removed.announced {
+                shared.emit(Event::Left(removed.identity.member()));
+            }
+        }
+        // A standby connection took over, and the member is shown only now (its first
+        // connection was displaced before it was confirmed; see the PeerMap).
+        Ended::TookOver {
+            joined: Some((member, successor)),
+        } => {
+            shared.emit(Event::Joined(member));
+            tell_members(shared, &successor);
         }
     }
 }
@@ -535,7 +546,7 @@ fn read_frames(
 ) -> Result<Ending, ConnectionError> {
     let mut last_heard = Instant::now();
     // The first heartbeat leaves at once: for a dialer it is the confirmation the
-    // acceptor waits for before it shows the member as joined (`PeerMap::announce`).
+    // acceptor waits for before it shows the member as joined (`PeerMap::confirm`).
     let mut next_heartbeat = Instant::now();
     let mut confirmed = link.direction() == Direction::Outbound;
     loop {
@@ -577,7 +588,7 @@ fn read_frames(
 /// The dialer of an inbound connection sent its first frame after the hello: it has
 /// installed the connection, so the member has joined.
 fn confirm(shared: &Shared, peer: &PeerIdentity, link: &Link) {
-    let joined = shared.state().peers.announce(peer.addr, link);
+    let joined = shared.state().peers.confirm(peer.addr, link);
     if let Some(member) = joined {
         shared.emit(Event::Joined(member));
         tell_members(shared, link);

@@ -31,6 +31,15 @@
 //! arrives at the higher member, the loser is no longer its current connection, and
 //! its end is not a departure.
 //!
+//! Under packet loss the higher member can still guess wrong: a hello held up by
+//! resends arrives after the hello of a later connection, so the dead connection looks
+//! like the newer one and takes the live one's place. That is why the higher member
+//! keeps every connection it does not close *on standby*: when its installed one ends
+//! while a standby connection to the same run is still open, the standby one takes
+//! over (and is shown as joined then, if the member was not yet). Without it, the
+//! member would be lost at our end for good while the other end, happily connected,
+//! never dials again.
+//!
 //! In practice the lower member makes the swap itself rare: while its own connection to
 //! the higher member is on its way, it declines the higher member's (rule 1 says its own
 //! will win anyway). And since "am I connected or already dialing?" and "then I am
@@ -70,14 +79,18 @@ impl PeerIdentity {
     }
 }
 
-/// One installed connection.
+/// One admitted connection: installed, or on standby.
 #[derive(Clone)]
 pub struct Peer {
     pub identity: PeerIdentity,
     pub link: Arc<Link>,
-    /// Whether "joined" was shown for this member (see [`PeerMap::announce`]); only a
+    /// Whether "joined" was shown for this member (see [`PeerMap::confirm`]); only a
     /// member announced as joined is announced as leaving.
     pub announced: bool,
+    /// Whether the other end has shown that it installed this connection too: for the
+    /// dialer, the acceptor's hello; for the acceptor, the dialer's first frame after
+    /// the hello. Only a confirmed connection shows its member as joined.
+    confirmed: bool,
 }
 
 impl Peer {
@@ -86,8 +99,22 @@ impl Peer {
             identity,
             link,
             announced: false,
+            confirmed: false,
         }
     }
+}
+
+/// What the end of a connection means for its member ([`PeerMap::remove_if_current`]).
+pub enum Ended {
+    /// It was not the member's installed connection (a replaced, surplus or standby
+    /// one): nothing changes.
+    NotCurrent,
+    /// It was, and no other connection to that run is open: the member has left.
+    Left(Peer),
+    /// It was, and a standby connection to the same run took its place. `joined` is the
+    /// member if it is shown to join only now (it was not yet, and the standby
+    /// connection is confirmed), with the connection it joined on.
+    TookOver { joined: Option<(Member, Arc<Link>)> },
 }
 
 /// What happened when a connection finished its hello.
@@ -118,7 +145,8 @@ enum Decision {
 fn decide(me: Ipv4Addr, peer: Ipv4Addr, installed: Direction, new: Direction) -> Decision {
     // A second connection dialed the same way as the installed one means the dialer
     // gave up on the first: a member dials an address again only after its previous
-    // connection to it has ended. So the newer one is the live one.
+    // connection to it has ended. So the newer one is most likely the live one (when
+    // resends make an old hello arrive last, the standby repairs the guess).
     if new == installed {
         return Decision::Install;
     }
@@ -149,9 +177,11 @@ pub struct PeerMap {
     /// Every connection that has a thread, installed or not (still saying hello, or a
     /// surplus one), by link id: what leaving must close.
     open: HashMap<u64, Arc<Link>>,
-    /// Surplus connections the higher member keeps open, by address, in case the
-    /// lower member installed that one (see [`PeerMap::remove_if_current`]).
-    standby: HashMap<Ipv4Addr, Peer>,
+    /// Admitted connections the higher member keeps open besides the installed one
+    /// (surplus or replaced), by address, in case the lower member uses one of those
+    /// (see [`PeerMap::remove_if_current`]). Each has a thread, so there are at most
+    /// [`MAX_CONNECTIONS`] in all.
+    standby: HashMap<Ipv4Addr, Vec<Peer>>,
     /// Members we lost without a goodbye (a cut, a replaced connection): which run, and
     /// when we last heard from it, to catch up if that run comes back.
     lost: HashMap<Ipv4Addr, Lost>,
@@ -249,45 +279,54 @@ impl PeerMap {
         }
         let addr = identity.addr;
         let i_close_losers = self.me < addr;
+        // The dialer has the acceptor's hello, so the acceptor installed it too.
+        let mut new = Peer::new(identity, link);
+        new.confirmed = new.link.direction() == Direction::Outbound;
         let Some(installed) = self.peers.get(&addr) else {
             let our_winner_is_coming = i_close_losers
-                && link.direction() == Direction::Inbound
+                && new.link.direction() == Direction::Inbound
                 && self.dialing.contains(&addr);
             if our_winner_is_coming {
                 return Admission::Surplus { close_new: true };
             }
-            self.peers.insert(addr, Peer::new(identity, link));
+            self.peers.insert(addr, new);
             return Admission::Joined;
         };
-        if installed.identity.instance != identity.instance {
-            let old = self.peers.insert(addr, Peer::new(identity, link));
+        if installed.identity.instance != new.identity.instance {
+            // The old run's standby connections are as dead as its installed one.
+            self.standby.remove(&addr);
+            let old = self.peers.insert(addr, new);
             return match old {
                 Some(old) => Admission::Restarted { old },
                 None => Admission::Joined,
             };
         }
-        match decide(self.me, addr, installed.link.direction(), link.direction()) {
+        match decide(
+            self.me,
+            addr,
+            installed.link.direction(),
+            new.link.direction(),
+        ) {
             Decision::Install => {
-                let old = installed.link.clone();
-                let announced = installed.announced;
-                self.peers.insert(
-                    addr,
-                    Peer {
-                        identity,
-                        link,
-                        announced,
-                    },
-                );
+                new.announced = installed.announced;
+                let Some(old) = self.peers.insert(addr, new) else {
+                    return Admission::Joined;
+                };
+                let old_link = old.link.clone();
+                if !i_close_losers {
+                    // The lower member decides the old connection's fate: until it
+                    // does, keep it at hand, as it may be the one the lower one uses.
+                    self.standby.entry(addr).or_default().push(old);
+                }
                 Admission::Replaced {
-                    old,
+                    old: old_link,
                     close_old: i_close_losers,
                 }
             }
             Decision::Keep => {
                 if !i_close_losers {
-                    // The lower member decides this connection's fate. Until it does,
-                    // keep it at hand: it may be the one the lower member uses.
-                    self.standby.insert(addr, Peer::new(identity, link));
+                    // The same for a connection that arrives second and loses.
+                    self.standby.entry(addr).or_default().push(new);
                 }
                 Admission::Surplus {
                     close_new: i_close_losers,
@@ -299,47 +338,77 @@ impl PeerMap {
     /// A connection to `addr` has ended. If it was the member's installed one and no
     /// standby connection to the same run of that member is still open, the member
     /// has left: it is removed and returned. If a standby connection is still open,
-    /// the lower member evidently kept that one (the ends of a pair can install
-    /// different connections when a hello is lost and retried), so it takes over
-    /// silently. Any other connection (replaced, or surplus) ends without anyone leaving.
-    pub fn remove_if_current(&mut self, addr: Ipv4Addr, link: &Link) -> Option<Peer> {
-        if self
-            .standby
-            .get(&addr)
-            .is_some_and(|p| p.link.id() == link.id())
+    /// the lower member evidently uses that one (the ends of a pair can install
+    /// different connections when a hello is lost and resent), so it takes over
+    /// silently: the most recently heard of them, a confirmed one first. Any other
+    /// connection (replaced, surplus or standby) ends without anyone leaving.
+    pub fn remove_if_current(&mut self, addr: Ipv4Addr, link: &Link) -> Ended {
+        if let Some(waiting) = self.standby.get_mut(&addr)
+            && let Some(index) = waiting.iter().position(|p| p.link.id() == link.id())
         {
-            self.standby.remove(&addr);
-            return None;
-        }
-        if self.peers.get(&addr)?.link.id() != link.id() {
-            return None;
-        }
-        let removed = self.peers.remove(&addr)?;
-        match self.standby.remove(&addr) {
-            Some(mut standby) if standby.identity.instance == removed.identity.instance => {
-                standby.announced = removed.announced;
-                self.peers.insert(addr, standby);
-                None
+            waiting.swap_remove(index);
+            if waiting.is_empty() {
+                self.standby.remove(&addr);
             }
-            _ => Some(removed),
+            return Ended::NotCurrent;
         }
+        if self
+            .peers
+            .get(&addr)
+            .is_none_or(|p| p.link.id() != link.id())
+        {
+            return Ended::NotCurrent;
+        }
+        let Some(removed) = self.peers.remove(&addr) else {
+            return Ended::NotCurrent;
+        };
+        let successor = self.standby.remove(&addr).and_then(|waiting| {
+            waiting
+                .into_iter()
+                .filter(|p| p.identity.instance == removed.identity.instance)
+                .max_by_key(|p| (p.confirmed, p.link.last_heard().at_ms))
+        });
+        let Some(mut successor) = successor else {
+            return Ended::Left(removed);
+        };
+        successor.announced = removed.announced;
+        let joined = if successor.confirmed && !successor.announced {
+            successor.announced = true;
+            Some((successor.identity.member(), successor.link.clone()))
+        } else {
+            None
+        };
+        self.peers.insert(addr, successor);
+        Ended::TookOver { joined }
     }
 
     pub fn get(&self, addr: Ipv4Addr) -> Option<&Peer> {
         self.peers.get(&addr)
     }
 
-    /// Marks the member at `addr` as shown to have joined, if `link` is its installed
+    /// Notes that the other end confirmed `link` (see [`Peer`]'s `confirmed`), and
+    /// marks the member at `addr` as shown to have joined, if `link` is its installed
     /// connection and that was not done yet; returns the member to show.
     ///
-    /// The dialer announces a member when the acceptor's hello arrives (the acceptor
-    /// has installed the connection by then). The acceptor waits for the dialer's
-    /// first frame after the hello: a dialer that was leaving, or found a better
-    /// connection meanwhile, answers with a goodbye instead, and then nobody is shown
-    /// to join and leave again for a connection that never really carried the chat.
-    pub fn announce(&mut self, addr: Ipv4Addr, link: &Link) -> Option<Member> {
+    /// The dialer confirms when the acceptor's hello arrives (the acceptor has
+    /// installed the connection by then). The acceptor waits for the dialer's first
+    /// frame after the hello: a dialer that was leaving, or found a better connection
+    /// meanwhile, answers with a goodbye instead, and then nobody is shown to join and
+    /// leave again for a connection that never really carried the chat.
+    pub fn confirm(&mut self, addr: Ipv4Addr, link: &Link) -> Option<Member> {
+        if let Some(waiting) = self.standby.get_mut(&addr)
+            && let Some(peer) = waiting.iter_mut().find(|p| p.link.id() == link.id())
+        {
+            // Shown to join if it takes over (see `remove_if_current`).
+            peer.confirmed = true;
+            return None;
+        }
         let peer = self.peers.get_mut(&addr)?;
-        if peer.link.id() != link.id() || peer.announced {
+        if peer.link.id() != link.id() {
+            return None;
+        }
+        peer.confirmed = true;
+        if peer.announced {
             return None;
         }
         peer.announced = true;
@@ -348,10 +417,11 @@ impl PeerMap {
 
     /// Records a member's new name (`/name`), if it is still the same run of it.
     pub fn rename(&mut self, addr: Ipv4Addr, instance: u64, name: &str) {
-        if let Some(peer) = self.peers.get_mut(&addr)
-            && peer.identity.instance == instance
-        {
-            peer.identity.name = name.to_owned();
+        let standby = self.standby.get_mut(&addr).into_iter().flatten();
+        for peer in self.peers.get_mut(&addr).into_iter().chain(standby) {
+            if peer.identity.instance == instance {
+                peer.identity.name = name.to_owned();
+            }
         }
     }
 
@@ -492,12 +562,25 @@ mod tests {
             map.admit(identity(peer, FIRST_RUN), installed.clone()),
             Admission::Joined
         ));
-        assert!(map.announce(peer, &installed).is_some());
+        assert!(map.confirm(peer, &installed).is_some());
         (map, installed)
     }
 
     fn installed_link_id(map: &PeerMap, addr: Ipv4Addr) -> Option<u64> {
         map.get(addr).map(|peer| peer.link.id())
+    }
+
+    /// The member that left, if the end of a connection meant that.
+    fn departed(ended: Ended) -> Option<Peer> {
+        match ended {
+            Ended::Left(peer) => Some(peer),
+            Ended::NotCurrent | Ended::TookOver { .. } => None,
+        }
+    }
+
+    fn standby_ids(map: &PeerMap, addr: Ipv4Addr) -> Vec<u64> {
+        let waiting = map.standby.get(&addr).into_iter().flatten();
+        waiting.map(|peer| peer.link.id()).collect()
     }
 
     // ---- admit ---------------------------------------------------------------------
@@ -596,7 +679,7 @@ mod tests {
             assert_eq!(installed_link_id(&map, peer), Some(new.id()));
             // The member was shown as joined once; the swap is silent.
             assert!(
-                map.announce(peer, &new).is_none(),
+                map.confirm(peer, &new).is_none(),
                 "joined shown twice at {me}"
             );
             assert_eq!(map.members().len(), 1);
@@ -640,7 +723,7 @@ mod tests {
             }
             assert_eq!(installed_link_id(&map, HIGH), Some(new.id()));
             // The new run is a new arrival: it is shown to join.
-            assert!(map.announce(HIGH, &new).is_some());
+            assert!(map.confirm(HIGH, &new).is_some());
         }
     }
 
@@ -649,9 +732,7 @@ mod tests {
     #[test]
     fn the_end_of_the_installed_connection_is_a_departure() {
         let (mut map, installed) = with_installed(LOW, HIGH, Outbound);
-        let gone = map
-            .remove_if_current(HIGH, &installed)
-            .expect("a departure");
+        let gone = departed(map.remove_if_current(HIGH, &installed)).expect("a departure");
         assert_eq!(gone.identity, identity(HIGH, FIRST_RUN));
         assert!(gone.announced);
         assert!(!map.is_connected(HIGH));
@@ -664,13 +745,19 @@ mod tests {
         let (mut map, loser) = with_installed(LOW, HIGH, Inbound);
         let winner = link(Outbound, HIGH);
         map.admit(identity(HIGH, FIRST_RUN), winner.clone());
-        assert!(map.remove_if_current(HIGH, &loser).is_none());
+        assert!(matches!(
+            map.remove_if_current(HIGH, &loser),
+            Ended::NotCurrent
+        ));
         assert_eq!(installed_link_id(&map, HIGH), Some(winner.id()));
 
         // Surplus, at the lower member: never kept, its end changes nothing.
         let surplus = link(Inbound, HIGH);
         map.admit(identity(HIGH, FIRST_RUN), surplus.clone());
-        assert!(map.remove_if_current(HIGH, &surplus).is_none());
+        assert!(matches!(
+            map.remove_if_current(HIGH, &surplus),
+            Ended::NotCurrent
+        ));
         assert_eq!(installed_link_id(&map, HIGH), Some(winner.id()));
     }
 
@@ -678,10 +765,10 @@ mod tests {
     fn the_end_of_a_connection_to_an_unknown_address_changes_nothing() {
         let (mut map, _installed) = with_installed(LOW, HIGH, Outbound);
         let stranger = Ipv4Addr::new(10, 0, 0, 3);
-        assert!(
-            map.remove_if_current(stranger, &link(Inbound, stranger))
-                .is_none()
-        );
+        assert!(matches!(
+            map.remove_if_current(stranger, &link(Inbound, stranger)),
+            Ended::NotCurrent
+        ));
         assert!(map.is_connected(HIGH));
     }
 
@@ -690,7 +777,10 @@ mod tests {
         let (mut map, old) = with_installed(LOW, HIGH, Outbound);
         let new = link(Inbound, HIGH);
         map.admit(identity(HIGH, SECOND_RUN), new.clone());
-        assert!(map.remove_if_current(HIGH, &old).is_none());
+        assert!(matches!(
+            map.remove_if_current(HIGH, &old),
+            Ended::NotCurrent
+        ));
         assert_eq!(installed_link_id(&map, HIGH), Some(new.id()));
     }
 
@@ -702,19 +792,18 @@ mod tests {
         let (mut map, installed) = with_installed(HIGH, LOW, Inbound);
         let surplus = link(Outbound, LOW);
         map.admit(identity(LOW, FIRST_RUN), surplus.clone());
-        assert!(
-            map.standby
-                .get(&LOW)
-                .is_some_and(|p| p.link.id() == surplus.id())
-        );
+        assert_eq!(standby_ids(&map, LOW), [surplus.id()]);
         // When the installed one ends, the standby takes over silently, still shown.
-        assert!(map.remove_if_current(LOW, &installed).is_none());
+        assert!(matches!(
+            map.remove_if_current(LOW, &installed),
+            Ended::TookOver { joined: None }
+        ));
         assert_eq!(installed_link_id(&map, LOW), Some(surplus.id()));
         assert!(map.get(LOW).is_some_and(|p| p.announced));
-        assert!(map.announce(LOW, &surplus).is_none(), "joined shown again");
+        assert!(map.confirm(LOW, &surplus).is_none(), "joined shown again");
         assert!(map.standby.is_empty());
         // And when that one ends too, the member has left.
-        assert!(map.remove_if_current(LOW, &surplus).is_some());
+        assert!(departed(map.remove_if_current(LOW, &surplus)).is_some());
 
         // At LOW the surplus is closed, never kept: no standby.
         let (mut map, _installed) = with_installed(LOW, HIGH, Outbound);
@@ -727,11 +816,14 @@ mod tests {
         let (mut map, installed) = with_installed(HIGH, LOW, Inbound);
         let surplus = link(Outbound, LOW);
         map.admit(identity(LOW, FIRST_RUN), surplus.clone());
-        assert!(map.remove_if_current(LOW, &surplus).is_none());
+        assert!(matches!(
+            map.remove_if_current(LOW, &surplus),
+            Ended::NotCurrent
+        ));
         assert!(map.standby.is_empty());
         assert_eq!(installed_link_id(&map, LOW), Some(installed.id()));
         // With no standby left, the installed one's end is a departure.
-        assert!(map.remove_if_current(LOW, &installed).is_some());
+        assert!(departed(map.remove_if_current(LOW, &installed)).is_some());
     }
 
     #[test]
@@ -745,11 +837,96 @@ mod tests {
             map.admit(identity(LOW, SECOND_RUN), new.clone()),
             Admission::Restarted { .. }
         ));
-        map.announce(LOW, &new);
-        let gone = map.remove_if_current(LOW, &new).expect("the new run left");
+        map.confirm(LOW, &new);
+        let gone = departed(map.remove_if_current(LOW, &new)).expect("the new run left");
         assert_eq!(gone.identity.instance, SECOND_RUN);
         assert!(!map.is_connected(LOW), "the old run's standby took over");
         assert!(map.standby.is_empty());
+    }
+
+    #[test]
+    fn a_live_connection_displaced_by_a_late_hello_takes_over_when_the_dead_one_ends() {
+        // LOW dialed HIGH, gave up on that connection under loss (its hello was not
+        // answered in time) and dialed again. At HIGH the second connection's hello
+        // arrived first, then the first one's, resent late: the dead connection looks
+        // newer and is installed. LOW meanwhile uses the second connection, and will
+        // never dial again: HIGH must fall back to it when the dead one ends.
+        for live_confirmed_first in [false, true] {
+            let mut map = PeerMap::new(HIGH);
+            let live = link(Inbound, LOW);
+            assert!(matches!(
+                map.admit(identity(LOW, FIRST_RUN), live.clone()),
+                Admission::Joined
+            ));
+            let shown_early = live_confirmed_first && map.confirm(LOW, &live).is_some();
+            let dead = link(Inbound, LOW);
+            assert!(matches!(
+                map.admit(identity(LOW, FIRST_RUN), dead.clone()),
+                Admission::Replaced {
+                    close_old: false,
+                    ..
+                }
+            ));
+            assert_eq!(standby_ids(&map, LOW), [live.id()]);
+            // LOW's heartbeat on the live connection confirms it, on standby.
+            assert!(map.confirm(LOW, &live).is_none(), "shown on standby");
+            // LOW had closed the dead one: its end reaches HIGH.
+            let ended = map.remove_if_current(LOW, &dead);
+            assert_eq!(installed_link_id(&map, LOW), Some(live.id()));
+            match ended {
+                Ended::TookOver { joined: None } => assert!(shown_early),
+                Ended::TookOver {
+                    joined: Some((member, on)),
+                } => {
+                    assert!(!shown_early, "joined shown twice");
+                    assert_eq!(member, identity(LOW, FIRST_RUN).member());
+                    assert_eq!(on.id(), live.id());
+                }
+                Ended::Left(_) | Ended::NotCurrent => panic!("the live connection was lost"),
+            }
+            assert_eq!(map.members(), [identity(LOW, FIRST_RUN).member()]);
+            assert!(map.confirm(LOW, &live).is_none(), "joined shown twice");
+        }
+    }
+
+    #[test]
+    fn a_standby_connection_that_takes_over_before_it_is_confirmed_joins_when_it_is() {
+        let mut map = PeerMap::new(HIGH);
+        let live = link(Inbound, LOW);
+        map.admit(identity(LOW, FIRST_RUN), live.clone());
+        let dead = link(Inbound, LOW);
+        map.admit(identity(LOW, FIRST_RUN), dead.clone());
+        assert!(matches!(
+            map.remove_if_current(LOW, &dead),
+            Ended::TookOver { joined: None }
+        ));
+        assert!(map.members().is_empty(), "shown before it was confirmed");
+        assert_eq!(
+            map.confirm(LOW, &live),
+            Some(identity(LOW, FIRST_RUN).member())
+        );
+    }
+
+    #[test]
+    fn the_lower_member_keeps_nothing_on_standby_as_it_closes_what_it_replaces() {
+        let (mut map, _old) = with_installed(LOW, HIGH, Inbound);
+        assert!(matches!(
+            map.admit(identity(HIGH, FIRST_RUN), link(Inbound, HIGH)),
+            Admission::Replaced {
+                close_old: true,
+                ..
+            }
+        ));
+        assert!(map.standby.is_empty());
+    }
+
+    #[test]
+    fn a_rename_reaches_the_standby_connections_too() {
+        let (mut map, installed) = with_installed(HIGH, LOW, Inbound);
+        map.admit(identity(LOW, FIRST_RUN), link(Outbound, LOW));
+        map.rename(LOW, FIRST_RUN, "Renamed");
+        map.remove_if_current(LOW, &installed);
+        assert_eq!(map.members()[0].name, "Renamed");
     }
 
     // ---- dialing, threads, leaving -------------------------------------------------
@@ -797,12 +974,12 @@ mod tests {
             map.members().is_empty(),
             "listed before it was shown to join"
         );
-        assert!(map.announce(LOW, &link(Outbound, LOW)).is_none());
+        assert!(map.confirm(LOW, &link(Outbound, LOW)).is_none());
         assert_eq!(
-            map.announce(LOW, &installed),
+            map.confirm(LOW, &installed),
             Some(identity(LOW, FIRST_RUN).member())
         );
-        assert!(map.announce(LOW, &installed).is_none());
+        assert!(map.confirm(LOW, &installed).is_none());
         assert_eq!(map.members(), [identity(LOW, FIRST_RUN).member()]);
     }
 
