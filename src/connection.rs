@@ -35,7 +35,7 @@ use std::time::Instant;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::clock::until;
-use crate::discovery::{DialSource, ListedDial, is_dialable};
+use crate::discovery::{DialSource, is_dialable};
 use crate::event::{Event, Member, WireDirection};
 use crate::link::{Closed, Direction, FrameReader, Link, ReadError, Received, is_timeout};
 use crate::peers::{Admission, Ended, PeerIdentity};
@@ -167,20 +167,35 @@ pub(crate) fn dial_if_allowed(
     }
 }
 
-/// Dials an address the member at `by` listed, unless we have it already: a moment
-/// later, if still needed, where the others most likely connect to us by themselves
-/// (announcements arrive here, or `by` found us over this `link`, as its neighbours
-/// usually will), else at once ([`crate::tuning::LISTED_DIAL_DELAY`]).
-fn dial_listed(shared: &Arc<Shared>, target: SocketAddrV4, by: Ipv4Addr, link: &Link) {
-    let addr = *target.ip();
-    if !is_dialable(addr, shared.host()) || shared.state().peers.is_connected_or_dialing(addr) {
+/// Dials the addresses the member at `by` listed that we have not got already: a
+/// moment later, if still needed, where the others most likely connect to us by
+/// themselves (announcements arrive here, or `by` found us over this `link`, as its
+/// neighbours usually will), else at once ([`crate::tuning::LISTED_DIAL_DELAY`]); not
+/// at all if they announce themselves here. A list takes each lock once, not once per
+/// address: every connection of a forming mesh carries one.
+fn dial_listed(shared: &Arc<Shared>, listed: &[SocketAddrV4], by: Ipv4Addr, link: &Link) {
+    let host = shared.host();
+    let unknown: Vec<SocketAddrV4> = {
+        let state = shared.state();
+        listed
+            .iter()
+            .filter(|target| {
+                is_dialable(*target.ip(), host)
+                    && !state.peers.is_connected_or_dialing(*target.ip())
+            })
+            .copied()
+            .collect()
+    };
+    if unknown.is_empty() {
         return;
     }
     let found_us = link.direction() == Direction::Inbound;
-    match shared.wait_to_dial_listed(target, by, found_us) {
-        ListedDial::Now => dial_if_allowed(shared, target, None, DialSource::Listed { by }),
-        ListedDial::Waits { start_timer: true } => start_listed_dial_timer(shared),
-        ListedDial::Waits { start_timer: false } => {}
+    let (dial_now, start_timer) = shared.wait_to_dial_listed(&unknown, by, found_us);
+    for target in dial_now {
+        dial_if_allowed(shared, target, None, DialSource::Listed { by });
+    }
+    if start_timer {
+        start_listed_dial_timer(shared);
     }
 }
 
@@ -503,7 +518,7 @@ fn connection_closed(shared: &Shared, peer: &PeerIdentity, link: &Link, said_goo
             .history()
             .newest_first_hand_of(peer.addr, peer.instance)
     };
-    let ended = {
+    let (ended, leaving) = {
         let mut state = shared.state();
         let ended = state.peers.remove_if_current(peer.addr, link);
         if said_goodbye {
@@ -513,9 +528,13 @@ fn connection_closed(shared: &Shared, peer: &PeerIdentity, link: &Link, said_goo
                 .peers
                 .lost_contact(peer.addr, peer.instance, link.last_heard(), had_of_theirs);
         }
-        ended
+        (ended, state.peers.is_leaving())
     };
-    shared.state_changed.notify_all();
+    // Only leaving waits for members to go (a notify costs a system call even when
+    // nobody waits).
+    if leaving && matches!(ended, Ended::Left(_)) {
+        shared.state_changed.notify_all();
+    }
     match ended {
         Ended::NotCurrent | Ended::TookOver { joined: None } => {}
         Ended::Left(removed) => {
@@ -604,6 +623,9 @@ fn confirm(shared: &Shared, peer: &PeerIdentity, link: &Link) {
 /// carries the news of the first. Sending the whole list to everyone on every join
 /// would cost N lists of N entries per join: N³ dial checks for a mesh of N, not N².
 fn tell_members(shared: &Shared, newcomer: &Link) {
+    if std::env::var_os("NO_LISTS").is_some() {
+        return;
+    }
     let members = shared.state().peers.member_addresses();
     shared.send_frame(newcomer, &Frame::Members { members });
 }
@@ -740,11 +762,7 @@ fn handle_frame(
                 });
             }
         }
-        Frame::Members { members } => {
-            for member in members {
-                dial_listed(shared, member, peer.addr, link);
-            }
-        }
+        Frame::Members { members } => dial_listed(shared, &members, peer.addr, link),
         Frame::Hello { .. } => {
             return Err(ConnectionError::Protocol(
                 "said hello a second time (a hello is only the first frame)".into(),

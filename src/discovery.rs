@@ -39,7 +39,8 @@
 //! Where broadcast does reach, the others are about to dial us anyway (they heard our
 //! announcement), and a list dial made at once would race theirs: two connections for
 //! one pair, one of them closed again. So there a listed address waits
-//! [`LISTED_DIAL_DELAY`] and is dialed only if still needed. Two members dialing each
+//! [`LISTED_DIAL_DELAY`] and is dialed only if still needed, and one that announces
+//! itself here is left to its announcements altogether. Two members dialing each
 //! other at the same moment is the classic *simultaneous open* problem of
 //! peer-to-peer programs; the tie-break for the connections that do cross is in
 //! [`crate::peers`].
@@ -214,6 +215,8 @@ pub struct DialPolicy {
     refilled_at: Instant,
     /// When another member's announcement last arrived: broadcast reaches us.
     announcement_heard_at: Option<Instant>,
+    /// When each address last announced itself here.
+    announced: HashMap<Ipv4Addr, Instant>,
     /// Addresses from lists that wait for [`LISTED_DIAL_DELAY`], with when they are due
     /// and who listed them.
     listed_waiting: HashMap<SocketAddrV4, (Instant, Ipv4Addr)>,
@@ -226,6 +229,9 @@ pub struct DialPolicy {
 pub enum ListedDial {
     /// Dial it now.
     Now,
+    /// Do not: it announces itself here, and each of its announcements dials it while
+    /// we are not connected. A list would only add a second connection racing that one.
+    Unneeded,
     /// It waits; `start_timer`: no thread sleeps until waiting addresses are due, so the
     /// caller starts one, which takes them with [`DialPolicy::take_due`].
     Waits { start_timer: bool },
@@ -243,18 +249,26 @@ impl DialPolicy {
             listed_tokens: LISTED_DIAL_BURST,
             refilled_at: now,
             announcement_heard_at: None,
+            announced: HashMap::new(),
             listed_waiting: HashMap::new(),
             timer_running: false,
         }
     }
 
-    /// Another member's announcement arrived `now`.
-    pub fn heard_announcement(&mut self, now: Instant) {
+    /// The member at `from` announced itself `now`.
+    pub fn heard_announcement(&mut self, from: Ipv4Addr, now: Instant) {
         self.announcement_heard_at = Some(now);
+        remember(&mut self.announced, from, BROADCAST_HEARD_WINDOW, now);
     }
 
-    /// A list from `by` named `target`; `found_us` if `by` dialed us. Where the others
-    /// will most likely connect to us by themselves (announcements arrive here, or the
+    /// Whether `addr` announced itself here lately.
+    fn announces_itself(&self, addr: Ipv4Addr, now: Instant) -> bool {
+        recently(&self.announced, addr, BROADCAST_HEARD_WINDOW, now)
+    }
+
+    /// A list from `by` named `target`; `found_us` if `by` dialed us. A target that
+    /// announces itself here is not dialed for a list at all. Where the others will
+    /// most likely connect to us by themselves (announcements arrive here, or the
     /// lister found us, as its neighbours usually will), the dial waits
     /// [`LISTED_DIAL_DELAY`], and [`DialPolicy::take_due`] gives it back when due.
     pub fn wait_to_dial_listed(
@@ -264,6 +278,9 @@ impl DialPolicy {
         found_us: bool,
         now: Instant,
     ) -> ListedDial {
+        if self.announces_itself(*target.ip(), now) {
+            return ListedDial::Unneeded;
+        }
         let broadcast_reaches = self
             .announcement_heard_at
             .is_some_and(|heard| now.saturating_duration_since(heard) < BROADCAST_HEARD_WINDOW);
@@ -281,12 +298,14 @@ impl DialPolicy {
     }
 
     /// The listed addresses due by `now` (and who listed each), no longer waiting, and
-    /// when the next one is due. `None`: none waits, and the timer thread ends.
+    /// when the next one is due. `None`: none waits, and the timer thread ends. One
+    /// that announced itself while it waited is left to its announcements.
     pub fn take_due(&mut self, now: Instant) -> (Vec<(SocketAddrV4, Ipv4Addr)>, Option<Instant>) {
         let mut due = Vec::new();
+        let announced = &self.announced;
         self.listed_waiting.retain(|target, (at, by)| {
             let waiting = *at > now;
-            if !waiting {
+            if !waiting && !recently(announced, *target.ip(), BROADCAST_HEARD_WINDOW, now) {
                 due.push((*target, *by));
             }
             waiting
@@ -394,6 +413,9 @@ mod tests {
         assert_eq!(schedule.next_due(), last_burst + ANNOUNCE_INTERVAL);
     }
 
+    /// A member whose announcements arrive (not one the tests list).
+    const ANNOUNCER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 8);
+
     const LISTER: DialSource = DialSource::Listed {
         by: Ipv4Addr::new(198, 18, 0, 9),
     };
@@ -462,7 +484,7 @@ mod tests {
         assert_eq!(policy.take_due(now + delay), (vec![(listed, by)], None));
 
         // Announcements arrive: the list's address waits, then comes back once.
-        policy.heard_announcement(now);
+        policy.heard_announcement(ANNOUNCER, now);
         assert_eq!(
             policy.wait_to_dial_listed(listed, by, false, now),
             waits(true)
@@ -488,10 +510,37 @@ mod tests {
     }
 
     #[test]
+    fn a_listed_address_that_announces_itself_is_left_to_its_announcements() {
+        let now = Instant::now();
+        let mut policy = DialPolicy::new(now);
+        let by = Ipv4Addr::new(198, 18, 0, 9);
+        let listed = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 24242);
+        policy.heard_announcement(*listed.ip(), now);
+        assert_eq!(
+            policy.wait_to_dial_listed(listed, by, false, now),
+            ListedDial::Unneeded
+        );
+        // One that announces itself only while it waits is not dialed when due.
+        let other = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 3), 24242);
+        assert!(matches!(
+            policy.wait_to_dial_listed(other, by, false, now),
+            ListedDial::Waits { .. }
+        ));
+        policy.heard_announcement(*other.ip(), now + LISTED_DIAL_DELAY / 2);
+        assert_eq!(policy.take_due(now + LISTED_DIAL_DELAY), (vec![], None));
+        // Its announcements stopped: a list names it, and it is dialed again.
+        let later = now + LISTED_DIAL_DELAY / 2 + BROADCAST_HEARD_WINDOW;
+        assert_eq!(
+            policy.wait_to_dial_listed(listed, by, false, later),
+            ListedDial::Now
+        );
+    }
+
+    #[test]
     fn a_flood_of_listed_addresses_does_not_grow_the_waiting_set() {
         let now = Instant::now();
         let mut policy = DialPolicy::new(now);
-        policy.heard_announcement(now);
+        policy.heard_announcement(ANNOUNCER, now);
         let by = Ipv4Addr::new(198, 18, 0, 9);
         let waited = (0..1000u32)
             .filter(|i| {

@@ -280,13 +280,17 @@ impl Link {
     /// queued are dropped.
     pub fn close(&self, why: Closed) {
         let _ = self.closed_because.set(why);
-        {
+        let someone_waits = {
             let mut outbox = self.outbox();
             outbox.closed = true;
             outbox.frames.clear();
             outbox.bytes = 0;
+            outbox.waiting_for_room > 0
+        };
+        // A notify is a system call even with nobody to wake: only when needed.
+        if someone_waits {
+            self.room_made.notify_all();
         }
-        self.room_made.notify_all();
         let _ = self.control.shutdown(Shutdown::Both);
     }
 
@@ -336,6 +340,8 @@ fn write_batch(mut writer: &TcpStream, batch: &[Encoded]) -> io::Result<()> {
 pub struct FrameReader {
     stream: Arc<TcpStream>,
     buffer: Vec<u8>,
+    /// The read timeout last set on the socket.
+    timeout: Option<Duration>,
 }
 
 /// What one call to [`FrameReader::read_frame`] found.
@@ -363,19 +369,33 @@ impl FrameReader {
     /// Bytes asked for per `read`: a few typical frames, or a quarter of the largest.
     const READ_CHUNK_BYTES: usize = 4096;
 
+    /// How far the read timeout may be from the one asked for and be kept. The
+    /// deadlines it serves (a heartbeat each second, silence after seconds) do not
+    /// mind 20 ms, and a steady flow of frames then costs a `setsockopt` every 20 ms
+    /// rather than one per frame.
+    const TIMEOUT_SLACK: Duration = Duration::from_millis(20);
+
     fn new(stream: Arc<TcpStream>) -> FrameReader {
         FrameReader {
             stream,
             buffer: Vec::new(),
+            timeout: None,
         }
     }
 
     /// Makes the next [`FrameReader::read_frame`] return [`Received::Nothing`] if no whole
-    /// frame arrives within `wait`.
-    pub fn wait_at_most(&self, wait: Duration) -> io::Result<()> {
+    /// frame arrives within `wait` (give or take [`Self::TIMEOUT_SLACK`]).
+    pub fn wait_at_most(&mut self, wait: Duration) -> io::Result<()> {
         // A zero timeout means "block forever" to the socket API: never pass one.
-        self.stream
-            .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+        let wait = wait.max(Duration::from_millis(1));
+        let close_enough = self
+            .timeout
+            .is_some_and(|set| set.abs_diff(wait) <= Self::TIMEOUT_SLACK);
+        if !close_enough {
+            self.stream.set_read_timeout(Some(wait))?;
+            self.timeout = Some(wait);
+        }
+        Ok(())
     }
 
     /// The next whole frame, or [`Received::Nothing`] when no frame is complete after

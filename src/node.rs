@@ -625,7 +625,7 @@ fn discover_members(shared: Arc<Shared>, discovery: Discovery) {
         if announcement.tcp_port != shared.config.port || announcement.room != shared.config.room {
             continue;
         }
-        shared.heard_announcement();
+        shared.heard_announcement(addr);
         let target = SocketAddrV4::new(addr, shared.config.port);
         let instance = Some(announcement.instance);
         connection::dial_if_allowed(&shared, target, instance, DialSource::Announced);

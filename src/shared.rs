@@ -66,7 +66,8 @@ pub(crate) struct Shared {
     /// Chosen at random at start-up; tells this run from an earlier one on this address.
     pub instance: u64,
     state: Mutex<State>,
-    /// Signalled when a connection thread ends (leaving waits for them).
+    /// Signalled, once we are leaving, when a member's connection ends: leaving waits
+    /// until none is left.
     pub state_changed: Condvar,
     history: Mutex<History>,
     reunion: Mutex<Reunion>,
@@ -327,21 +328,32 @@ impl Shared {
         lock(&self.dial_policy).may_dial(addr, source, std::time::Instant::now())
     }
 
-    /// Another member's announcement arrived: broadcast reaches us.
-    pub fn heard_announcement(&self) {
-        lock(&self.dial_policy).heard_announcement(std::time::Instant::now());
+    /// The member at `from` announced itself: broadcast reaches us.
+    pub fn heard_announcement(&self, from: Ipv4Addr) {
+        lock(&self.dial_policy).heard_announcement(from, std::time::Instant::now());
     }
 
-    /// Whether a dial to `target`, listed by `by`, is made now or waits a moment (see
-    /// [`DialPolicy::wait_to_dial_listed`]).
+    /// Which of the `targets` listed by `by` are dialed now; the others wait a moment or
+    /// are not needed (see [`DialPolicy::wait_to_dial_listed`]). Also whether a timer
+    /// thread must start for those that wait.
     pub fn wait_to_dial_listed(
         &self,
-        target: SocketAddrV4,
+        targets: &[SocketAddrV4],
         by: Ipv4Addr,
         found_us: bool,
-    ) -> ListedDial {
+    ) -> (Vec<SocketAddrV4>, bool) {
         let now = std::time::Instant::now();
-        lock(&self.dial_policy).wait_to_dial_listed(target, by, found_us, now)
+        let mut policy = lock(&self.dial_policy);
+        let mut dial_now = Vec::new();
+        let mut start_timer = false;
+        for &target in targets {
+            match policy.wait_to_dial_listed(target, by, found_us, now) {
+                ListedDial::Now => dial_now.push(target),
+                ListedDial::Waits { start_timer: start } => start_timer |= start,
+                ListedDial::Unneeded => {}
+            }
+        }
+        (dial_now, start_timer)
     }
 
     /// The listed addresses whose wait is over (and who listed each), and when the next
@@ -457,7 +469,5 @@ impl Drop for Slot {
             state.peers.forget(id);
         }
         state.peers.release(self.dialed.map(|(addr, _)| addr));
-        drop(state);
-        self.shared.state_changed.notify_all();
     }
 }
