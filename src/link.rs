@@ -384,7 +384,7 @@ impl FrameReader {
     }
 
     /// Makes the next [`FrameReader::read_frame`] return [`Received::Nothing`] if no whole
-    /// frame arrives within `wait` (give or take [`Self::TIMEOUT_SLACK`]).
+    /// frame arrives within `wait` (give or take 20 ms, see `TIMEOUT_SLACK`).
     pub fn wait_at_most(&mut self, wait: Duration) -> io::Result<()> {
         // A zero timeout means "block forever" to the socket API: never pass one.
         let wait = wait.max(Duration::from_millis(1));

@@ -20,7 +20,7 @@
 //! 1. The connection dialed by the member with the **lower address** wins.
 //! 2. A connection is *installed* (becomes the one we send on) when its hello
 //!    exchange completes. The first one installed prints "joined" (at the acceptor,
-//!    once the dialer confirms it: [`PeerMap::announce`]); a winner that arrives later
+//!    once the dialer confirms it: [`PeerMap::confirm`]); a winner that arrives later
 //!    silently takes the loser's place.
 //! 3. Only the lower-addressed member closes a losing connection. The higher one keeps
 //!    reading from it until it is closed, so nothing in flight on it is lost.
