@@ -492,6 +492,7 @@ fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> (bool, bool)
     }
     if let Some(member) = joined {
         shared.emit(Event::Joined(member));
+        // Leaves with our first heartbeat, which the reading loop sends at once.
         tell_members(shared, link);
     }
     let keep = !matches!(
@@ -550,6 +551,7 @@ fn connection_closed(shared: &Shared, peer: &PeerIdentity, link: &Link, said_goo
         } => {
             shared.emit(Event::Joined(member));
             tell_members(shared, &successor);
+            successor.flush();
         }
     }
 }
@@ -564,10 +566,16 @@ fn read_frames(
     conversation: &mut Conversation,
 ) -> Result<Ending, ConnectionError> {
     let mut last_heard = Instant::now();
-    // The first heartbeat leaves at once: for a dialer it is the confirmation the
-    // acceptor waits for before it shows the member as joined (`PeerMap::confirm`).
-    let mut next_heartbeat = Instant::now();
-    let mut confirmed = link.direction() == Direction::Outbound;
+    // A dialer's first heartbeat leaves at once: it is the confirmation the acceptor
+    // waits for before it shows the member as joined (`PeerMap::confirm`). The
+    // acceptor's hello has just told the dialer all that its heartbeat would.
+    let dialing = link.direction() == Direction::Outbound;
+    let mut next_heartbeat = if dialing {
+        Instant::now()
+    } else {
+        Instant::now() + HEARTBEAT_INTERVAL
+    };
+    let mut confirmed = dialing;
     loop {
         if Instant::now() >= next_heartbeat {
             // Queued, and written unless another thread is writing to this peer (then
@@ -611,6 +619,7 @@ fn confirm(shared: &Shared, peer: &PeerIdentity, link: &Link) {
     if let Some(member) = joined {
         shared.emit(Event::Joined(member));
         tell_members(shared, link);
+        link.flush();
     }
 }
 
@@ -621,10 +630,16 @@ fn confirm(shared: &Shared, peer: &PeerIdentity, link: &Link) {
 /// since the member at the other end does the same, every new connection carries a
 /// list each way: whichever of two connections through a common member comes second
 /// carries the news of the first. Sending the whole list to everyone on every join
-/// would cost N lists of N entries per join: N³ dial checks for a mesh of N, not N².
+/// would cost N lists of N entries per join: N⁴ dial checks for a mesh of N, not N³.
+///
+/// The list is only queued: it leaves in the same write as the next frame flushed on
+/// that connection (a dialer's first heartbeat follows at once), one system call and
+/// one wake-up at the other end instead of two, for every connection of a mesh.
 fn tell_members(shared: &Shared, newcomer: &Link) {
     let members = shared.state().peers.member_addresses();
-    shared.send_frame(newcomer, &Frame::Members { members });
+    let list = Frame::Members { members };
+    shared.trace(newcomer.peer(), WireDirection::Sent, &list);
+    newcomer.queue(list.encode().into());
 }
 
 /// What a connection remembers of its conversation, beyond who is at the other end.
