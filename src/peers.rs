@@ -52,6 +52,7 @@
 //! (chosen at random at start-up): its old connection is dead even if TCP has not
 //! noticed yet, so the new one replaces it, and the old member is shown to leave.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -352,23 +353,13 @@ impl PeerMap {
             }
             return Ended::NotCurrent;
         }
-        if self
-            .peers
-            .get(&addr)
-            .is_none_or(|p| p.link.id() != link.id())
-        {
-            return Ended::NotCurrent;
-        }
-        let Some(removed) = self.peers.remove(&addr) else {
-            return Ended::NotCurrent;
+        let removed = match self.peers.entry(addr) {
+            Entry::Occupied(installed) if installed.get().link.id() == link.id() => {
+                installed.remove()
+            }
+            _ => return Ended::NotCurrent,
         };
-        let successor = self.standby.remove(&addr).and_then(|waiting| {
-            waiting
-                .into_iter()
-                .filter(|p| p.identity.instance == removed.identity.instance)
-                .max_by_key(|p| (p.confirmed, p.link.last_heard().at_ms))
-        });
-        let Some(mut successor) = successor else {
+        let Some(mut successor) = self.take_standby(addr, removed.identity.instance) else {
             return Ended::Left(removed);
         };
         successor.announced = removed.announced;
@@ -380,6 +371,24 @@ impl PeerMap {
         };
         self.peers.insert(addr, successor);
         Ended::TookOver { joined }
+    }
+
+    /// Takes the best standby connection to this run of the member at `addr` out of
+    /// the standby list (the others stay at hand): the most recently heard, a confirmed
+    /// one first.
+    fn take_standby(&mut self, addr: Ipv4Addr, instance: u64) -> Option<Peer> {
+        let waiting = self.standby.get_mut(&addr)?;
+        let best = waiting
+            .iter()
+            .enumerate()
+            .filter(|(_, peer)| peer.identity.instance == instance)
+            .max_by_key(|(_, peer)| (peer.confirmed, peer.link.last_heard().at_ms))
+            .map(|(index, _)| index)?;
+        let successor = waiting.swap_remove(best);
+        if waiting.is_empty() {
+            self.standby.remove(&addr);
+        }
+        Some(successor)
     }
 
     pub fn get(&self, addr: Ipv4Addr) -> Option<&Peer> {
@@ -917,6 +926,27 @@ mod tests {
                 ..
             }
         ));
+        assert!(map.standby.is_empty());
+    }
+
+    #[test]
+    fn every_open_standby_connection_stays_at_hand_until_none_is_left() {
+        let (mut map, installed) = with_installed(HIGH, LOW, Inbound);
+        let first = link(Outbound, LOW);
+        let second = link(Outbound, LOW);
+        map.admit(identity(LOW, FIRST_RUN), first.clone());
+        map.admit(identity(LOW, FIRST_RUN), second.clone());
+        let mut current = installed;
+        for _ in 0..2 {
+            assert!(matches!(
+                map.remove_if_current(LOW, &current),
+                Ended::TookOver { joined: None }
+            ));
+            let took_over = map.get(LOW).expect("a standby took over").link.clone();
+            assert!([first.id(), second.id()].contains(&took_over.id()));
+            current = took_over;
+        }
+        assert!(departed(map.remove_if_current(LOW, &current)).is_some());
         assert!(map.standby.is_empty());
     }
 
