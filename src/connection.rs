@@ -492,7 +492,8 @@ fn admit(shared: &Shared, peer: &PeerIdentity, link: &Arc<Link>) -> (bool, bool)
     }
     if let Some(member) = joined {
         shared.emit(Event::Joined(member));
-        // Leaves with our first heartbeat, which the reading loop sends at once.
+        // Leaves with the next frame flushed: our first heartbeat, sent at once by the
+        // reading loop (or before it, a catch-up request).
         tell_members(shared, link);
     }
     let keep = !matches!(

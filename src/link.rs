@@ -38,7 +38,9 @@
 //!   buffer; after [`WRITE_TIMEOUT`] such a peer is dropped instead of stalling the chat.
 //! * `set_read_timeout` (`SO_RCVTIMEO`) makes a blocking `read` give up after a while, so
 //!   the reading thread can send its heartbeat and check deadlines (see
-//!   [`FrameReader::wait_at_most`]).
+//!   [`FrameReader::wait_at_most`]). Setting it is a system call of its own, so the
+//!   reader sets it only when the wanted timeout has moved by more than a few
+//!   milliseconds, not before every `read`.
 //! * `set_nodelay` turns off Nagle's algorithm, which would hold back a small frame
 //!   while an earlier one is unacknowledged: chat lines are small and should go now.
 //!

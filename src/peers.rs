@@ -283,36 +283,30 @@ impl PeerMap {
         // The dialer has the acceptor's hello, so the acceptor installed it too.
         let mut new = Peer::new(identity, link);
         new.confirmed = new.link.direction() == Direction::Outbound;
-        let Some(installed) = self.peers.get(&addr) else {
-            let our_winner_is_coming = i_close_losers
-                && new.link.direction() == Direction::Inbound
-                && self.dialing.contains(&addr);
-            if our_winner_is_coming {
-                return Admission::Surplus { close_new: true };
+        let mut installed = match self.peers.entry(addr) {
+            Entry::Occupied(installed) => installed,
+            Entry::Vacant(none) => {
+                let our_winner_is_coming = i_close_losers
+                    && new.link.direction() == Direction::Inbound
+                    && self.dialing.contains(&addr);
+                if our_winner_is_coming {
+                    return Admission::Surplus { close_new: true };
+                }
+                none.insert(new);
+                return Admission::Joined;
             }
-            self.peers.insert(addr, new);
-            return Admission::Joined;
         };
-        if installed.identity.instance != new.identity.instance {
+        if installed.get().identity.instance != new.identity.instance {
             // The old run's standby connections are as dead as its installed one.
             self.standby.remove(&addr);
-            let old = self.peers.insert(addr, new);
-            return match old {
-                Some(old) => Admission::Restarted { old },
-                None => Admission::Joined,
-            };
+            let old = installed.insert(new);
+            return Admission::Restarted { old };
         }
-        match decide(
-            self.me,
-            addr,
-            installed.link.direction(),
-            new.link.direction(),
-        ) {
+        let installed_direction = installed.get().link.direction();
+        match decide(self.me, addr, installed_direction, new.link.direction()) {
             Decision::Install => {
-                new.announced = installed.announced;
-                let Some(old) = self.peers.insert(addr, new) else {
-                    return Admission::Joined;
-                };
+                new.announced = installed.get().announced;
+                let old = installed.insert(new);
                 let old_link = old.link.clone();
                 if !i_close_losers {
                     // The lower member decides the old connection's fate: until it

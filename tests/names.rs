@@ -13,20 +13,13 @@ use std::net::Ipv4Addr;
 use p2pchat::{Event, Member, SendError};
 
 use common::hosts::Hosts;
-use common::participant::{Participant, wait_for_full_mesh};
+use common::participant::{Participant, alex_bo_and_cleo};
 use common::process::{ChatProcess, member};
 use common::{free_port, said};
 
 #[test]
 fn a_rename_is_seen_by_everyone_and_in_members() {
-    let block = Hosts::fresh();
-    let port = free_port();
-    let mut members = vec![
-        Participant::on(block.addr(1), "Alex", port),
-        Participant::on(block.addr(2), "Bo", port),
-        Participant::on(block.addr(3), "Cleo", port),
-    ];
-    wait_for_full_mesh(&mut members);
+    let (block, mut members) = alex_bo_and_cleo();
     let bo_addr = members[1].me().addr;
     let renamed = Event::Renamed {
         addr: bo_addr,
@@ -60,7 +53,7 @@ fn a_rename_is_seen_by_everyone_and_in_members() {
     }
 
     // A member who joins later knows Bo by the new name only.
-    let mut late = Participant::on(block.addr(4), "Dee", port);
+    let mut late = Participant::on(block.addr(4), "Dee", members[0].node.port());
     late.expect_joined(&bobby);
 
     // A name that breaks the rules is refused, and the name stays.

@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 use p2pchat::{Event, SendError};
 
 use common::hosts::Hosts;
-use common::participant::{Participant, wait_for_full_mesh};
+use common::participant::{Participant, alex_bo_and_cleo};
 use common::process::{ChatProcess, member};
 use common::{SETTLE, free_port};
 
@@ -42,14 +42,7 @@ fn texts(messages: &[p2pchat::ChatMessage]) -> Vec<&str> {
 
 #[test]
 fn a_private_message_reaches_only_its_addressee() {
-    let block = Hosts::fresh();
-    let port = free_port();
-    let mut members = vec![
-        Participant::on(block.addr(1), "Alex", port),
-        Participant::on(block.addr(2), "Bo", port),
-        Participant::on(block.addr(3), "Cleo", port),
-    ];
-    wait_for_full_mesh(&mut members);
+    let (block, mut members) = alex_bo_and_cleo();
     let [alex, bo, cleo] = &mut members[..] else {
         unreachable!("three members")
     };
@@ -106,14 +99,7 @@ fn a_private_message_reaches_only_its_addressee() {
 
 #[test]
 fn history_never_hands_a_private_message_to_a_third_member() {
-    let block = Hosts::fresh();
-    let port = free_port();
-    let mut members = vec![
-        Participant::on(block.addr(1), "Alex", port),
-        Participant::on(block.addr(2), "Bo", port),
-        Participant::on(block.addr(3), "Cleo", port),
-    ];
-    wait_for_full_mesh(&mut members);
+    let (block, mut members) = alex_bo_and_cleo();
     let (alex_addr, bo_addr) = (members[0].me().addr, members[1].me().addr);
 
     members[0]
@@ -144,7 +130,7 @@ fn history_never_hands_a_private_message_to_a_third_member() {
     }
 
     // A member who joins afterwards asks everyone, and gets the public line only.
-    let mut late = Participant::on(block.addr(4), "Dee", port);
+    let mut late = Participant::on(block.addr(4), "Dee", members[0].node.port());
     for member in &members {
         late.expect_joined(&member.me());
     }

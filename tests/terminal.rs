@@ -152,6 +152,13 @@ impl Tmux {
         }
     }
 
+    /// Types `text` on an empty input line and waits until it shows as the input line.
+    #[track_caller]
+    fn type_and_see(&self, text: &str) {
+        self.type_text(text);
+        self.wait_for_input_line(text);
+    }
+
     /// Waits until the input line, holding exactly `typed`, is the last thing shown.
     #[track_caller]
     fn wait_for_input_line(&self, typed: &str) -> Vec<String> {
@@ -299,8 +306,7 @@ fn arriving_lines_go_above_a_half_typed_line_which_stays_whole() {
         return;
     }
     let (alex, bo) = alex_and_bo(40, 80, 24);
-    alex.type_text("I am typing a long sent");
-    alex.wait_for_input_line("I am typing a long sent");
+    alex.type_and_see("I am typing a long sent");
 
     for n in 1..=50 {
         bo.send_line(&format!("interruption {n} from Bo"));
@@ -383,8 +389,7 @@ fn a_long_line_that_wraps_stays_whole_and_is_replaced_by_its_echo() {
     // 107 characters: three rows of a 40-column terminal with the prompt, not a whole
     // number of them.
     let text = "This line is much longer than the terminal is wide, so the terminal wraps it over several rows here";
-    alex.type_text(text);
-    alex.wait_for_input_line(text);
+    alex.type_and_see(text);
     for n in 1..=5 {
         bo.send_line(&format!("meanwhile {n}"));
     }
@@ -415,8 +420,7 @@ fn wide_characters_and_emoji_keep_the_input_line_whole() {
     // does not fit at the end of the first row.
     let (alex, bo) = alex_and_bo(43, 12, 20);
     let text = "日本語テキスト 🎉";
-    alex.type_text(text);
-    alex.wait_for_input_line(text);
+    alex.type_and_see(text);
     bo.send_line("wide");
     alex.wait_for("Bo's line above the input line", |lines| {
         bo_above_input(lines, "wide", text)
@@ -464,8 +468,7 @@ fn ctrl_c_in_the_middle_of_a_line_leaves_politely() {
         return;
     }
     let (alex, bo) = alex_and_bo(45, 80, 24);
-    alex.type_text("half a tho");
-    alex.wait_for_input_line("half a tho");
+    alex.type_and_see("half a tho");
     alex.press("C-c");
     bo.wait_for_exact("Alex left chat");
     alex.wait_for("the exit status", |lines| {
@@ -504,8 +507,7 @@ fn sigterm_in_the_middle_of_a_line_gives_the_terminal_back_its_settings() {
     let bo = ChatProcess::spawn(&["--port", &port, "127.0.46.2", "Bo"]).with_label("Bo");
     bo.wait_for_exact("Alex joined chat");
     alex.wait_for_input_line("");
-    alex.type_text("half a tho");
-    alex.wait_for_input_line("half a tho");
+    alex.type_and_see("half a tho");
 
     let shell = alex.pane("#{pane_pid}");
     let found = Command::new("pgrep")
@@ -553,8 +555,7 @@ fn a_diagnostic_goes_above_the_input_line_too() {
     let port_text = port.to_string();
     let alex = Tmux::start(80, 24, &["--port", &port_text, "127.0.47.1", "Alex"]);
     alex.wait_for_input_line("");
-    alex.type_text("half a tho");
-    alex.wait_for_input_line("half a tho");
+    alex.type_and_see("half a tho");
 
     // A stranger sends a length prefix over the frame limit: Alex closes the
     // connection and says so on stderr, which is the terminal here.
@@ -576,8 +577,7 @@ fn a_one_row_input_line_stays_whole_when_the_window_narrows() {
         return;
     }
     let (alex, bo) = alex_and_bo(48, 80, 24);
-    alex.type_text("short line");
-    alex.wait_for_input_line("short line");
+    alex.type_and_see("short line");
     alex.run(&["resize-window", "-t", "chat", "-x", "30", "-y", "20"]);
     for n in 1..=3 {
         bo.send_line(&format!("after the resize {n}"));

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use p2pchat::{ChatMessage, Config, Event, Member, Node};
 
-use super::EVENT_TIMEOUT;
+use super::hosts::Hosts;
 use super::inbox::Inbox;
+use super::{EVENT_TIMEOUT, free_port};
 
 /// A running member and its events. Leaves the chat when dropped, so a failing test
 /// leaves no member running behind it.
@@ -131,6 +132,20 @@ pub fn wait_for_full_mesh(members: &mut [Participant]) {
             member.expect_joined(other);
         }
     }
+}
+
+/// Alex, Bo and Cleo on the first three addresses of a fresh block, on one port, each
+/// seen to join by the others; with the block, whose other addresses run nobody.
+pub fn alex_bo_and_cleo() -> (Hosts, Vec<Participant>) {
+    let block = Hosts::fresh();
+    let port = free_port();
+    let mut members = vec![
+        Participant::on(block.addr(1), "Alex", port),
+        Participant::on(block.addr(2), "Bo", port),
+        Participant::on(block.addr(3), "Cleo", port),
+    ];
+    wait_for_full_mesh(&mut members);
+    (block, members)
 }
 
 /// Whether `event` is the chat message `text` from the member at `sender`.
